@@ -1,0 +1,226 @@
+// CPython's message framing, as a WebAssembly codec.
+//
+// Wire format (multiprocessing/connection.py): a 4-byte big-endian signed length, then the
+// body; bodies over 0x7fffffff bytes use the length -1 followed by an 8-byte big-endian
+// unsigned length. The decoder accepts the 8-byte form for any size, as CPython does.
+//
+// JavaScript owns every region: it passes byte offsets into this module's memory and the
+// module never allocates. Calls are coarse on purpose (one per received chunk, one per
+// outgoing batch): a call costs ~2 ns, so the per-frame work stays inside the loop here.
+
+// ---- decoder -------------------------------------------------------------------------
+//
+// One state record per connection, at an offset chosen by JavaScript (STATE_SIZE bytes):
+//   +0  u32 phase      0 = reading the 4-byte header, 1 = reading the 8-byte length, 2 = body
+//   +4  u32 have       header bytes gathered so far (0..12), kept across chunks
+//   +8  u8[12] header  the header bytes themselves
+//   +24 u64 remaining  body bytes still to come (phase 2)
+//   +32 u64 length     declared body length of the current frame
+//
+// decode() reports what one chunk holds as a table of 16-byte entries:
+//   +0 u32 kind, +4 u32 offset (into the chunk), +8 f64 length.
+
+export const STATE_SIZE: u32 = 40;
+export const ENTRY_SIZE: u32 = 16;
+
+/** A whole frame: the body is [offset, offset + length) of this chunk. */
+export const FRAME: u32 = 0;
+/** A frame of `length` bytes begins; its body follows in PART/END entries (in this or later chunks). */
+export const BEGIN: u32 = 1;
+/** Body bytes [offset, offset + length) of the frame begun earlier; more are to come. */
+export const PART: u32 = 2;
+/** The last body bytes [offset, offset + length) of the frame begun earlier. */
+export const END: u32 = 3;
+/** A length that is negative but not -1, or past 2^53: the stream cannot be trusted. `length` is the raw value. */
+export const ERROR: u32 = 4;
+
+const PHASE_HEADER: u32 = 0;
+const PHASE_LENGTH: u32 = 1;
+const PHASE_BODY: u32 = 2;
+// JavaScript sees lengths as f64; anything larger cannot be a real message.
+const MAX_LENGTH: u64 = 9007199254740991;
+
+let consumedBytes: u32 = 0;
+
+/** Bytes of the last decode() input that were consumed (less than its length only when the table filled up). */
+export function consumed(): u32 {
+  return consumedBytes;
+}
+
+export function reset(state: usize): void {
+  memory.fill(state, 0, STATE_SIZE);
+}
+
+/** Body bytes the current frame still needs; 0 when between frames. */
+export function remaining(state: usize): f64 {
+  return load<u32>(state) == PHASE_BODY ? <f64>load<u64>(state, 24) : 0;
+}
+
+/**
+ * Consume `n` body bytes without looking at them: JavaScript calls this for a chunk that lies
+ * wholly inside a body, so that chunk never needs copying into this memory. Returns 1 when
+ * the frame is complete.
+ */
+export function skipBody(state: usize, n: u32): u32 {
+  const left = load<u64>(state, 24) - <u64>n;
+  store<u64>(state, left, 24);
+  if (left != 0) return 0;
+  store<u32>(state, PHASE_HEADER);
+  store<u32>(state, 0, 4);
+  return 1;
+}
+
+/**
+ * What an EOF means in the current state, with CPython's answers: 0 = a clean end
+ * (EOFError), 1 = a message was cut short ("got end of file during message").
+ * CPython reads header, extended length and body with separate calls, each of which treats
+ * "nothing read yet" as a clean EOF; so do we.
+ */
+export function eofKind(state: usize): u32 {
+  const phase = load<u32>(state);
+  const have = load<u32>(state, 4);
+  if (phase == PHASE_HEADER) return have == 0 ? 0 : 1;
+  if (phase == PHASE_LENGTH) return have == 4 ? 0 : 1;
+  return load<u64>(state, 24) == load<u64>(state, 32) ? 0 : 1;
+}
+
+@inline function entry(table: usize, i: u32, kind: u32, offset: u32, length: f64): void {
+  const at = table + <usize>i * ENTRY_SIZE;
+  store<u32>(at, kind);
+  store<u32>(at, offset, 4);
+  store<f64>(at, length, 8);
+}
+
+@inline function readU32BE(at: usize): u32 {
+  return bswap<u32>(load<u32>(at));
+}
+
+@inline function readU64BE(at: usize): u64 {
+  return bswap<u64>(load<u64>(at));
+}
+
+/**
+ * Decode one received chunk at [src, src + len). Writes at most `maxEntries` entries at
+ * `table` and returns their count; `consumed()` tells how far it got. Stops after an ERROR.
+ */
+export function decode(state: usize, src: usize, len: u32, table: usize, maxEntries: u32): u32 {
+  let phase = load<u32>(state);
+  let have = load<u32>(state, 4);
+  let left = load<u64>(state, 24);
+  let at: u32 = 0;
+  let n: u32 = 0;
+  while (at < len && n < maxEntries) {
+    if (phase == PHASE_BODY) {
+      const avail = len - at;
+      if (<u64>avail < left) {
+        entry(table, n++, PART, at, <f64>avail);
+        left -= <u64>avail;
+        at = len;
+        break;
+      }
+      entry(table, n++, END, at, <f64>left);
+      at += <u32>left;
+      left = 0;
+      phase = PHASE_HEADER;
+      have = 0;
+      continue;
+    }
+    // Fast path: a whole short header, and perhaps the whole frame, inside this chunk.
+    if (phase == PHASE_HEADER && have == 0 && len - at >= 4) {
+      const size = <i32>readU32BE(src + at);
+      if (size >= 0) {
+        const body = at + 4;
+        if (<u32>size <= len - body) {
+          entry(table, n++, FRAME, body, <f64>size);
+          at = body + <u32>size;
+          continue;
+        }
+        entry(table, n++, BEGIN, body, <f64>size);
+        store<u64>(state, <u64>size, 32);
+        left = <u64>size;
+        at = body;
+        phase = PHASE_BODY;
+        continue;
+      }
+      if (size != -1) {
+        entry(table, n++, ERROR, at, <f64>size);
+        at += 4;
+        break;
+      }
+      // -1: the 8-byte length follows; collect it below like any split header.
+    }
+    // Slow path: gather header bytes one at a time, across chunks if need be.
+    const want: u32 = phase == PHASE_HEADER ? 4 : 12;
+    while (have < want && at < len) {
+      store<u8>(state + 8 + have, load<u8>(src + at));
+      have++;
+      at++;
+    }
+    if (have < want) break;
+    let size: u64;
+    if (phase == PHASE_HEADER) {
+      const short = <i32>readU32BE(state + 8);
+      if (short == -1) {
+        phase = PHASE_LENGTH;
+        continue;
+      }
+      if (short < 0) {
+        entry(table, n++, ERROR, at, <f64>short);
+        have = 0;
+        break;
+      }
+      size = <u64>short;
+    } else {
+      size = readU64BE(state + 12);
+      if (size > MAX_LENGTH) {
+        entry(table, n++, ERROR, at, <f64>size);
+        have = 0;
+        break;
+      }
+    }
+    have = 0;
+    if (<u64>(len - at) >= size) {
+      entry(table, n++, FRAME, at, <f64>size);
+      at += <u32>size;
+      phase = PHASE_HEADER;
+    } else {
+      entry(table, n++, BEGIN, at, <f64>size);
+      store<u64>(state, size, 32);
+      left = size;
+      phase = PHASE_BODY;
+    }
+  }
+  store<u32>(state, phase);
+  store<u32>(state, have, 4);
+  store<u64>(state, left, 24);
+  consumedBytes = at;
+  return n;
+}
+
+// ---- encoder -------------------------------------------------------------------------
+
+/**
+ * Write the headers of a batch of frames whose bodies JavaScript already placed, each
+ * 4 bytes after the end of the previous one, starting at dst + 4. `lengths` holds n u32
+ * body lengths (each at most 0x7fffffff). Returns the end of the batch.
+ */
+export function encodeBatch(lengths: usize, n: u32, dst: usize): usize {
+  let at = dst;
+  for (let i: u32 = 0; i < n; i++) {
+    const size = load<u32>(lengths + (<usize>i << 2));
+    store<u32>(at, bswap<u32>(size));
+    at += 4 + <usize>size;
+  }
+  return at;
+}
+
+/** Write the header of one frame of `size` bytes at dst; returns the header's size (4 or 12). */
+export function encodeHeader(dst: usize, size: f64): u32 {
+  if (size <= 2147483647) {
+    store<u32>(dst, bswap<u32>(<u32>size));
+    return 4;
+  }
+  store<u32>(dst, 0xffffffff);
+  store<u64>(dst, bswap<u64>(<u64>size), 4);
+  return 12;
+}

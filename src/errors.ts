@@ -1,0 +1,46 @@
+// The exception classes of Python's multiprocessing, with Python's message texts.
+
+/** Base class of mpconn's process errors, as `multiprocessing.ProcessError`. */
+export class ProcessError extends Error {
+  /** Python-style positional arguments of the error. */
+  readonly args: unknown[];
+  constructor(message?: string, ...args: unknown[]) {
+    super(message ?? "");
+    this.name = new.target.name;
+    this.args = message === undefined ? args : [message, ...args];
+  }
+}
+
+/** `recvBytesInto` got a message longer than the buffer; `data` is the whole message (consumed). */
+export class BufferTooShort extends ProcessError {
+  readonly data: Uint8Array;
+  constructor(data: Uint8Array) {
+    super(`buffer too short: message is ${data.byteLength} bytes`);
+    this.data = data;
+    (this.args as unknown[]).splice(0, this.args.length, data);
+  }
+}
+
+/** The authkey handshake failed. */
+export class AuthenticationError extends ProcessError {}
+
+/** The peer closed the connection and nothing is left to read. */
+export class EOFError extends Error {
+  readonly args: unknown[];
+  constructor(message?: string) {
+    super(message ?? "");
+    this.name = "EOFError";
+    this.args = message === undefined ? [] : [message];
+  }
+}
+
+/** An operating-system level failure, or Python's OSError messages ("handle is closed", …). */
+export class OSError extends Error {
+  /** errno-style code such as "EADDRINUSE", "ENOENT", "EPIPE", when the OS reported one. */
+  readonly code: string | undefined;
+  constructor(message: string, code?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "OSError";
+    this.code = code;
+  }
+}

@@ -1,0 +1,60 @@
+// Bun sockets → the connection. One handler table serves every socket mpconn owns (from a
+// descriptor, a Listener or a Client); `socket.data` points at the connection it feeds.
+// Facts this relies on (bun-runtime-notes.md, part A): every data() chunk is a fresh
+// ArrayBuffer; write() returns what the kernel took and drops the rest; drain can fire
+// spuriously; end() is a full close.
+import type { Socket, SocketHandler } from "bun";
+
+/** What a socket reports to the connection it belongs to. */
+export interface SocketLink {
+  onData(chunk: Uint8Array): void;
+  onDrain(): void;
+  /** The peer closed (EOF), or the socket failed: `error` set. */
+  onClose(error?: Error): void;
+}
+
+export type LinkedSocket = Socket<SocketLink>;
+
+export const socketHandlers: SocketHandler<SocketLink, "uint8array"> = {
+  binaryType: "uint8array",
+  data(socket, chunk) {
+    socket.data.onData(chunk);
+  },
+  drain(socket) {
+    socket.data.onDrain();
+  },
+  end(socket) {
+    socket.data.onClose();
+  },
+  close(socket, error) {
+    socket.data?.onClose(error);
+  },
+  error(socket, error) {
+    socket.data?.onClose(error);
+  },
+};
+
+/**
+ * Start reading and writing an inherited or raw stream-socket descriptor. Bun takes the
+ * descriptor over (and makes it non-blocking); `open` runs before Bun.connect returns, so
+ * the socket is usable synchronously.
+ */
+export function openDescriptor(fd: number, link: SocketLink): LinkedSocket {
+  let socket: LinkedSocket | undefined;
+  const pending = Bun.connect<SocketLink>({
+    fd,
+    data: link,
+    socket: {
+      ...socketHandlers,
+      open(s: LinkedSocket) {
+        socket = s;
+      },
+      connectError(_s: LinkedSocket, error: Error) {
+        link.onClose(error);
+      },
+    },
+  } as unknown as Parameters<typeof Bun.connect<SocketLink>>[0]);
+  pending.catch((error: unknown) => link.onClose(error instanceof Error ? error : new Error(String(error))));
+  if (!socket) throw new Error(`mpconn: descriptor ${fd} did not open synchronously`);
+  return socket;
+}
