@@ -492,6 +492,17 @@ describe("loads: limits", () => {
     expectUnpickling(() => pickle.loads(s, { maxLength: 99 }), "payload of 100 bytes exceeds the limit of 99 bytes (maxLength)");
   });
 
+  test("REDUCE cannot amplify: reusing one memoized list for many set(list) calls is refused", () => {
+    // set = builtins.set (memo 0); L = [0, 0, …] 10000 items (memo 1); then set(L) over and over.
+    const list = cat("cbuiltins\nset\nq\x00](", new Array(10000).fill([0x4b, 0]).flat(), "eq\x01");
+    const once = cat(list, "0h\x00h\x01\x85R.");
+    expectSame(pickle.loads(once), new Set([0]));
+    const many = cat(list, new Array(2000).fill([...ascii("h\x00h\x01\x85R0")]).flat(), "N.");
+    const t0 = performance.now();
+    expectUnpickling(() => pickle.loads(many), "REDUCE copies more elements than the pickle has bytes");
+    expect(performance.now() - t0).toBeLessThan(500);
+  });
+
   test("bad limit options are RangeErrors", () => {
     expect(() => pickle.loads(unhex("4e2e"), { maxDepth: -1 })).toThrow(RangeError);
   });
@@ -773,6 +784,13 @@ const LIVE: LiveCase[] = [
     py: "{'a': [1, 2.5, (None, True)], 'b': b'xy'}",
     js: () => ({ a: [1, 2.5, [null, true]], b: ascii("xy") }),
     back: "{'a': [1, 2.5, [None, True]], 'b': b'xy'}",
+  },
+  // Python interns repeated keys, so CPython writes them once and BINGETs them; so do we.
+  {
+    name: "records",
+    py: "[{'id': i, 'name': 'x', 'tags': ['a', 'b']} for i in range(300)]",
+    js: () => Array.from({ length: 300 }, (_, i) => ({ id: i, name: "x", tags: ["a", "b"] })),
+    exact: true,
   },
   { name: "nested 500", py: "functools.reduce(lambda a, _: [a], range(500), [])", js: () => nestedList(500), exact: true },
   { name: "big bytes unframed", py: "[b'x' * 70000, 'tail']", js: () => [new Uint8Array(70000).fill(0x78), "tail"], exact: true },

@@ -4,7 +4,11 @@
 // Safety in three parts:
 //  - Globals: only the allow-list of globals.ts, interpreted by REDUCE as data.
 //  - Sizes: every declared length is checked against the bytes that remain before anything
-//    is allocated, so memory stays proportional to the input; the memo index is capped.
+//    is allocated; the memo index is capped. Every opcode adds at most one element, except
+//    REDUCE, which copies its argument (set(list), bytes(b), _codecs.encode(s)) and could do
+//    so again and again on one memoized argument: its copies share a budget equal to the
+//    input size, which CPython's pickles never approach (each argument is used once). So the
+//    result holds at most a small multiple of the input length in elements.
 //  - Depth: the decoder itself never recurses, but users (and `dumps`) do, so the nesting
 //    depth of the result is bounded. It is tracked incrementally: a container's depth is
 //    1 + the deepest child it received, recorded in `depths`. That figure is exact as long
@@ -65,7 +69,9 @@ export function loads(data: Uint8Array, limits?: PickleLimits): unknown {
 
 function asBytes(data: unknown): Uint8Array {
   // A plain view, so that slices are plain Uint8Array copies even for a Buffer input.
-  if (data instanceof Uint8Array) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof Uint8Array) {
+    return data.constructor === Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   throw new TypeError(`pickle.loads expects a Uint8Array, got ${data === null ? "null" : typeof data}`);
@@ -96,9 +102,16 @@ function typeName(v: unknown): string {
   return { string: "str", number: "float", bigint: "int", boolean: "bool" }[typeof v as string] ?? typeof v;
 }
 
+/** Work REDUCE does on its first argument: it walks all of it. */
+function copyCost(arg: unknown): number {
+  if (typeof arg === "string" || Array.isArray(arg) || arg instanceof Uint8Array) return arg.length;
+  return arg instanceof Set ? arg.size : 0;
+}
+
 class Unpickler {
   private readonly buf: Uint8Array;
-  private readonly view: DataView;
+  /** Made on first use: only floats need it (integers are read by hand, cheaper for small pickles). */
+  private view: DataView | null = null;
   private pos = 0;
   private readonly end: number;
 
@@ -115,24 +128,26 @@ class Unpickler {
   private readonly maxMemo: number;
   private readonly maxLength: number;
 
-  /** Depth of containers deeper than 1 (see the header comment). */
-  private readonly depths = new Map<object, number>();
-  /** Containers handed out again by GET/DUP after creation. */
-  private readonly escaped = new Set<object>();
+  /** Depth of containers deeper than 1 (see the header comment); made when first needed. */
+  private depths: Map<object, number> | null = null;
+  /** Containers handed out again by GET/DUP after creation; made when first needed. */
+  private escaped: Set<object> | null = null;
   /** Depth figures may be stale: the post-pass must measure. */
   private recheck = false;
   /** Dicts that became Maps, old object → Map. */
   private converted: Map<object, Map<unknown, unknown>> | null = null;
   /** A converted dict had escaped: the post-pass must replace references to it. */
   private repair = false;
+  /** Elements REDUCE may still copy (see the header comment). */
+  private copyBudget: number;
 
   constructor(buf: Uint8Array, limits: PickleLimits | undefined) {
     this.buf = buf;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.end = buf.length;
     this.maxDepth = limit(limits?.maxDepth, DEFAULT_MAX_DEPTH, "maxDepth");
     this.maxMemo = limit(limits?.maxMemo, Math.max(1024, buf.length), "maxMemo");
     this.maxLength = limit(limits?.maxLength, Infinity, "maxLength");
+    this.copyBudget = buf.length;
   }
 
   load(): unknown {
@@ -190,14 +205,10 @@ class Unpickler {
           stack.push(this.u8());
           break;
         case 0x4d: // BININT2
-          this.need(2);
-          stack.push(this.view.getUint16(this.pos, true));
-          this.pos += 2;
+          stack.push(this.u16());
           break;
         case 0x4a: // BININT
-          this.need(4);
-          stack.push(this.view.getInt32(this.pos, true));
-          this.pos += 4;
+          stack.push(this.i32());
           break;
         case 0x8a: {
           // LONG1
@@ -207,15 +218,14 @@ class Unpickler {
         }
         case 0x8b: {
           // LONG4
-          this.need(4);
-          const n = this.view.getInt32(this.pos, true);
-          this.pos += 4;
+          const n = this.i32();
           if (n < 0) throw new UnpicklingError("LONG pickle has negative byte count");
           stack.push(this.long(n));
           break;
         }
         case 0x47: // BINFLOAT (big-endian)
           this.need(8);
+          this.view ??= new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
           stack.push(this.view.getFloat64(this.pos, false));
           this.pos += 8;
           break;
@@ -258,9 +268,7 @@ class Unpickler {
           break;
         case 0x54: {
           // BINSTRING
-          this.need(4);
-          const n = this.view.getInt32(this.pos, true);
-          this.pos += 4;
+          const n = this.i32();
           if (n < 0) throw new UnpicklingError("BINSTRING pickle has negative byte count");
           this.pyString(n, "BINSTRING");
           break;
@@ -427,6 +435,10 @@ class Unpickler {
             throw new UnpicklingError(`REDUCE on a ${typeName(fn)} object is forbidden: only allowed globals may be called`);
           }
           const result = applyGlobal(fn, args);
+          this.copyBudget -= copyCost((args as unknown[])[0]);
+          if (this.copyBudget < 0) {
+            throw new UnpicklingError("REDUCE copies more elements than the pickle has bytes (a memoized argument reused)");
+          }
           stack[stack.length - 1] = result;
           // set(list) holds what the list held: same depth as the list.
           if (result instanceof Set) this.created(result, Math.max(0, this.depthOf((args as unknown[])[0]) - 1));
@@ -479,24 +491,28 @@ class Unpickler {
 
   private u16(): number {
     this.need(2);
-    const v = this.view.getUint16(this.pos, true);
-    this.pos += 2;
-    return v;
+    const b = this.buf;
+    const p = this.pos;
+    this.pos = p + 2;
+    return b[p]! | (b[p + 1]! << 8);
+  }
+
+  private i32(): number {
+    this.need(4);
+    const b = this.buf;
+    const p = this.pos;
+    this.pos = p + 4;
+    return b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
   }
 
   private u32(): number {
-    this.need(4);
-    const v = this.view.getUint32(this.pos, true);
-    this.pos += 4;
-    return v;
+    return this.i32() >>> 0;
   }
 
   /** u64le as a number; values past 2^53 round, which is fine: they exceed any input anyway. */
   private u64(): number {
-    this.need(8);
-    const lo = this.view.getUint32(this.pos, true);
-    const hi = this.view.getUint32(this.pos + 4, true);
-    this.pos += 8;
+    const lo = this.u32();
+    const hi = this.u32();
     return hi * 0x1_0000_0000 + lo;
   }
 
@@ -609,7 +625,7 @@ class Unpickler {
   // ---- depth bookkeeping ------------------------------------------------------------
 
   private escape(v: unknown): void {
-    if (typeof v === "object" && v !== null) this.escaped.add(v);
+    if (typeof v === "object" && v !== null) (this.escaped ??= new Set()).add(v);
   }
 
   /** Nesting depth of a value about to be stored in a container (0 for non-containers). */
@@ -618,7 +634,7 @@ class Unpickler {
     if (v instanceof PyGlobal) {
       throw new UnpicklingError(`global '${v.qualname}' may only be called by REDUCE, not stored as a value`);
     }
-    return this.depths.get(v) ?? 1;
+    return this.depths?.get(v) ?? 1;
   }
 
   private deepest(items: unknown[], from: number, to: number): number {
@@ -636,16 +652,17 @@ class Unpickler {
   /** Records a container that was just made holding children up to depth `childDepth`. */
   private created(container: object, childDepth: number): void {
     if (childDepth === 0) return;
-    this.depths.set(container, childDepth + 1);
+    (this.depths ??= new Map()).set(container, childDepth + 1);
     if (childDepth + 1 > this.maxDepth && !this.recheck) throw depthError(this.maxDepth);
   }
 
   /** `container` received children up to depth `childDepth`. */
   private grew(container: object, childDepth: number): void {
     const d = childDepth + 1;
-    if (d <= (this.depths.get(container) ?? 1)) return;
-    this.depths.set(container, d);
-    if (this.escaped.has(container)) this.recheck = true;
+    const depths = (this.depths ??= new Map());
+    if (d <= (depths.get(container) ?? 1)) return;
+    depths.set(container, d);
+    if (this.escaped?.has(container)) this.recheck = true;
     else if (d > this.maxDepth && !this.recheck) throw depthError(this.maxDepth);
   }
 
@@ -690,9 +707,9 @@ class Unpickler {
     for (const k of Object.keys(obj)) m.set(k, obj[k]);
     (this.converted ??= new Map()).set(obj, m);
     this.stack[slot] = m;
-    const d = this.depths.get(obj);
-    if (d !== undefined) this.depths.set(m, d);
-    if (this.escaped.has(obj)) {
+    const d = this.depths?.get(obj);
+    if (d !== undefined) this.depths!.set(m, d);
+    if (this.escaped?.has(obj)) {
       this.repair = true;
       this.escaped.add(m);
     }

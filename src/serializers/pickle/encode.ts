@@ -2,6 +2,13 @@
 // Python values, opcode for opcode (memo indices, batching, framing), so a value CPython
 // would pickle identically comes out byte-identical. Protocols 2–5.
 //
+// Strings: CPython memoizes by identity, and the strings that repeat in real data (dict
+// keys, enum-like values) are interned in Python, so CPython writes them once and then
+// BINGETs them. JS strings have no identity, so equal short strings are memoized by value:
+// that reproduces CPython's bytes for the usual case, shrinks repetitive output, and lets
+// the decoder skip decoding. (Long strings are not looked up: hashing them costs more than
+// it saves, and equal long strings are rarely one Python object.)
+//
 // Hashability: a Python dict key or set element must be hashable, so in those positions
 // an Array is written as a tuple and a Set as a frozenset (recursively); a plain object or
 // Map there is refused, since Python could not load it. This makes Python's tuple keys,
@@ -37,7 +44,8 @@ const GLOBAL_LINES: Record<number, Record<string, Uint8Array>> = {
   },
   3: { set: ascii("cbuiltins\nset\n"), frozenset: ascii("cbuiltins\nfrozenset\n") },
 };
-const LATIN1_ARG = ascii("X\x06\x00\x00\x00latin1");
+/** Longest string memoized by value. */
+const MEMO_STR_MAX = 64;
 
 class Pickler {
   private readonly w: Writer;
@@ -49,10 +57,16 @@ class Pickler {
   /** Arrays written as tuples and Sets written as frozensets (keys, set elements). */
   private tupleMemo: Map<object, number> | null = null;
   /**
-   * Protocol 2/3 helpers CPython memoizes by identity and so writes once per pickle: the
-   * globals (set, _codecs.encode, …) and the interned 'latin1' argument of _codecs.encode.
+   * Protocol 2/3 globals (set, _codecs.encode, …): CPython memoizes them by identity, so
+   * each is written once per pickle and fetched after that.
    */
   private helperMemo: Map<string, number> | null = null;
+  /**
+   * Short strings already written, by value (see the header comment). A null-prototype
+   * object rather than a Map: string-keyed lookups are about twice as fast, and without a
+   * prototype "__proto__" is an ordinary key.
+   */
+  private strMemo: Record<string, number> | null = null;
 
   constructor(w: Writer, proto: number, maxDepth: number) {
     this.w = w;
@@ -208,6 +222,10 @@ class Pickler {
   private saveStr(s: string): void {
     const w = this.w;
     const n = s.length;
+    if (n <= MEMO_STR_MAX) {
+      const idx = (this.strMemo ??= Object.create(null) as Record<string, number>)[s];
+      if (idx !== undefined) return this.get(idx);
+    }
     const p4 = this.proto >= 4;
     if (n * 3 < op.FRAME_SIZE_TARGET) {
       let short = p4 && n * 3 <= 0xff;
@@ -235,7 +253,8 @@ class Pickler {
       w.pos = encodeUtf8Into(s, w.buf, w.pos);
       w.endPayload(bypassed);
     }
-    this.put();
+    const idx = this.put();
+    if (n <= MEMO_STR_MAX) this.strMemo![s] = idx;
   }
 
   /** bytes: SHORT_BINBYTES / BINBYTES / BINBYTES8 from protocol 3; `_codecs.encode` below. */
@@ -284,7 +303,7 @@ class Pickler {
       }
       w.pos = p;
       this.put();
-      this.helper("'latin1'", LATIN1_ARG);
+      this.saveStr("latin1"); // an interned identifier in CPython: written once per pickle
       w.byte(op.TUPLE2);
       this.put();
     }

@@ -39,8 +39,10 @@ export class Writer {
   }
 
   private grow(n: number): void {
+    // Doubling for a stream of small writes; one large payload gets what it needs plus room
+    // for the opcodes after it, instead of a buffer up to twice its size.
     let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
+    if (size < this.pos + n) size = this.pos + n + 4096;
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
