@@ -70,7 +70,9 @@ export function loads(data: Uint8Array, limits?: PickleLimits): unknown {
 function asBytes(data: unknown): Uint8Array {
   // A plain view, so that slices are plain Uint8Array copies even for a Buffer input.
   if (data instanceof Uint8Array) {
-    return data.constructor === Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    return Object.getPrototypeOf(data) === Uint8Array.prototype
+      ? data
+      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   }
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
