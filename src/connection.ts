@@ -124,6 +124,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
 
   /** The next message's bytes. Longer than `maxlength`: OSError("bad message length"), and the connection stops being readable. */
   recvBytes(maxlength?: number): Promise<Uint8Array> {
+    if (this.isClosed || !this.canRead) return this.receive(0, noop);
     if (maxlength !== undefined && maxlength !== null) {
       if (typeof maxlength !== "number" || Number.isNaN(maxlength)) return Promise.reject(new TypeError("maxlength must be a number"));
       if (maxlength < 0) return Promise.reject(new RangeError("negative maxlength"));
@@ -135,6 +136,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
   recvBytesInto(buf: BytesLike, offset = 0): Promise<number> {
     let target: Uint8Array;
     try {
+      this.checkReadable();
       target = asBytes(buf);
       if (!Number.isInteger(offset)) throw new TypeError("offset must be an integer");
       if (offset < 0) throw new RangeError("negative offset");

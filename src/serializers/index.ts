@@ -2,10 +2,11 @@
 import type { Serializer } from "../serializer.ts";
 import { structured } from "./structured.ts";
 import { json } from "./json.ts";
+import { pickle } from "./pickle/index.ts";
 
 export type SerializerName = "structured" | "json" | "pickle";
 
-const named: Partial<Record<SerializerName, Serializer>> = { structured, json };
+const named: Partial<Record<SerializerName, Serializer>> = { structured, json, pickle };
 
 /** Register a named serializer (pickle registers itself when its module loads). */
 export function registerSerializer(name: SerializerName, serializer: Serializer): void {
