@@ -7,3 +7,8 @@ export { structured } from "./serializers/structured.ts";
 export { json } from "./serializers/json.ts";
 export type { SerializerName } from "./serializers/index.ts";
 export type { Serializer } from "./serializer.ts";
+export { Listener, type ListenerOptions } from "./listener.ts";
+export { Client, type ClientOptions } from "./client.ts";
+export { wait, type Waitable, type WaitableProcess } from "./wait.ts";
+export type { Address, Family, PeerAddress } from "./address.ts";
+export type { Authkey } from "./handshake.ts";
