@@ -1,0 +1,141 @@
+// mpconn, through its public API only: spawn() / parentConnection(), and
+// `await conn.sendBytes()` / `await conn.recvBytes()` (variant "bytes") or
+// `await conn.send()` / `await conn.recv()` / `for await` (variant = a serializer name).
+import { existsSync } from "node:fs";
+import { EOFError, parentConnection, spawn, type Connection } from "../../src/index.ts";
+import {
+  MemoryMeter,
+  checkItem,
+  emitChild,
+  emitResult,
+  item,
+  latency,
+  now,
+  payload,
+  phases,
+  readArgs,
+  roundTrips,
+  type Rep,
+  type Spec,
+} from "./common.ts";
+
+const { role, spec } = readArgs();
+const variant = spec.variant ?? "bytes";
+const serializer = variant === "bytes" ? undefined : (variant as "structured" | "json" | "pickle");
+if (serializer === "pickle") {
+  // Registers "pickle" with the connection options (a no-op when index.ts already exports it).
+  const module = new URL("../../src/serializers/pickle/index.ts", import.meta.url);
+  if (existsSync(module)) await import(module.href);
+}
+const meter = new MemoryMeter();
+const ACK = new Uint8Array([1]);
+
+if (role === "parent") await parent(spec);
+else await child(spec);
+
+async function parent(spec: Spec): Promise<void> {
+  const { process: proc, conn } = spawn([process.execPath, import.meta.path, "child", JSON.stringify(spec)], {
+    serializer,
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  const reps: Rep[] = [];
+  if (spec.workload === "pingpong" || spec.workload === "objpingpong") {
+    const objects = spec.workload === "objpingpong";
+    const msg = payload(spec.size);
+    const obj = item(0);
+    for (const [p, n] of [spec.warmup, ...Array<number>(spec.reps).fill(spec.count)].entries()) {
+      if (p === 1) meter.mark();
+      const samples = new Array<number>(n);
+      for (let i = 0; i < n; i++) {
+        const t0 = now();
+        if (objects) {
+          obj.id = i;
+          await conn.send(obj);
+          checkItem(await conn.recv());
+        } else {
+          await conn.sendBytes(msg);
+          await conn.recvBytes();
+        }
+        samples[i] = now() - t0;
+      }
+      if (p > 0) reps.push(latency(samples));
+    }
+  } else {
+    const objects = spec.workload === "objstream";
+    const msg = payload(spec.size);
+    const obj = item(0);
+    for (const [p, n] of phases(spec).entries()) {
+      if (p === 1) meter.mark();
+      const t0 = now();
+      if (objects) {
+        for (let i = 0; i < n; i++) {
+          obj.id = i;
+          await conn.send(obj);
+        }
+        await conn.recv();
+      } else {
+        for (let i = 0; i < n; i++) await conn.sendBytes(msg);
+        await conn.recvBytes();
+      }
+      if (p > 0) reps.push((now() - t0) / 1000);
+    }
+  }
+  conn.close();
+  const code = await proc.exited;
+  if (code !== 0) throw new Error(`mpconn child exited with ${code}`);
+  emitResult(reps, meter.read());
+}
+
+async function child(spec: Spec): Promise<void> {
+  const conn: Connection = parentConnection({ serializer });
+  let received = 0;
+  switch (spec.workload) {
+    case "pingpong":
+      for (let i = roundTrips(spec); i > 0; i--) {
+        await conn.sendBytes(await conn.recvBytes());
+        received++;
+      }
+      break;
+    case "objpingpong":
+      for await (const obj of conn) {
+        await conn.send(obj);
+        if (++received === roundTrips(spec)) break;
+      }
+      break;
+    case "objstream": {
+      const counts = phases(spec);
+      let phase = 0;
+      let i = 0;
+      for await (const obj of conn) {
+        checkItem(obj);
+        received++;
+        if (++i < counts[phase]!) continue;
+        if (phase === 0) meter.mark();
+        await conn.send(received);
+        i = 0;
+        if (++phase === counts.length) break;
+      }
+      break;
+    }
+    default: // stream, rss
+      for (const [p, n] of phases(spec).entries()) {
+        for (let i = 0; i < n; i++) {
+          const body = await conn.recvBytes();
+          if (body.byteLength !== spec.size) throw new Error(`mpconn child: got ${body.byteLength} B, expected ${spec.size}`);
+          received++;
+        }
+        if (p === 0) meter.mark();
+        await conn.sendBytes(ACK);
+      }
+  }
+  // The parent closes when it is done: wait for that EOF.
+  try {
+    await conn.recvBytes();
+    throw new Error("mpconn child: unexpected message after the last phase");
+  } catch (error) {
+    if (!(error instanceof EOFError)) throw error;
+  }
+  emitChild(meter.read(), received);
+  conn.close();
+}
