@@ -7,7 +7,7 @@ import { lstatSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from "node:f
 import { constants, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { OSError } from "./errors.ts";
-import { errno } from "./libc.ts";
+import { closeFd, errno } from "./libc.ts";
 
 /** A unix socket path, or a TCP `[host, port]`. */
 export type Address = string | readonly [host: string, port: number];
@@ -134,7 +134,6 @@ const linux = process.platform === "linux";
 const libc = dlopen(linux ? "libc.so.6" : "libc.dylib", {
   socket: { args: ["i32", "i32", "i32"], returns: "i32" },
   connect: { args: ["i32", "buffer", "u32"], returns: "i32" },
-  close: { args: ["i32"], returns: "i32" },
   sigaction: { args: ["i32", "ptr", "buffer"], returns: "i32" },
 }).symbols;
 
@@ -162,7 +161,7 @@ export function unixPathState(path: string): "missing" | "live" | "stale" | "oth
   addr.set(bytes, 2);
   const ok = libc.connect(fd, addr, 2 + bytes.byteLength + 1) === 0;
   const code = ok ? 0 : errno();
-  libc.close(fd);
+  closeFd(fd);
   return code === constants.errno.ECONNREFUSED ? "stale" : "live";
 }
 

@@ -10,7 +10,12 @@ import { AuthenticationError, Client, Listener, OSError, type Address, type Conn
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const scratch = mkdtempSync(join(tmpdir(), "mpconn-client-test-"));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+/** Python peers a failed test may have left waiting. */
+const children: Array<{ kill(): void }> = [];
+afterAll(() => {
+  for (const child of children) child.kill();
+  rmSync(scratch, { recursive: true, force: true });
+});
 
 /** The error a promise rejects with (fails the test if it resolves). */
 async function rejection(promise: Promise<unknown>): Promise<Error> {
@@ -284,6 +289,7 @@ except EOFError:
 /** A Python peer, with its stdout read line by line. */
 function python(interpreter: string, args: string[]) {
   const child = Bun.spawn([interpreter, "-c", PY_PEER, ...args], { stdout: "pipe", stderr: "pipe" });
+  children.push(child);
   const reader = child.stdout.getReader();
   let buffered = "";
   return {

@@ -2,17 +2,22 @@
 // (cpython-connection.md §8), the address rules (§4), the unix socket file policy (stale files,
 // removal at exit and on signals, the private default directory) and a load test.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { AuthenticationError, Client, EOFError, Listener, OSError, type Address, type Connection } from "../src/index.ts";
-import { addressType } from "../src/address.ts";
+import { addressType, unixPathState } from "../src/address.ts";
 
 const bun = process.execPath;
 const fixture = (name: string) => join(import.meta.dir, "fixtures", name);
 const scratch = mkdtempSync(join(tmpdir(), "mpconn-listener-test-"));
 const unique = () => Math.random().toString(36).slice(2, 10);
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+/** Children a failed test may have left waiting in accept(). */
+const children: Array<{ kill(): void }> = [];
+afterAll(() => {
+  for (const child of children) child.kill();
+  rmSync(scratch, { recursive: true, force: true });
+});
 
 /** The families every family-parametrised test runs with: a factory for a fresh Listener each. */
 const families: Array<[string, () => Listener]> = [
@@ -302,12 +307,13 @@ describe("accept and close", () => {
 
 describe("unix socket files", () => {
   /** Start the listen-and-wait fixture; resolves with the child and the two paths it printed. */
-  async function startChild(mode: string, path: string, env: Record<string, string> = {}) {
-    const child = Bun.spawn([bun, fixture("listen-and-wait.ts"), mode, path], {
+  async function startChild(mode: string, path: string, env: Record<string, string> = {}, wrapper: string[] = []) {
+    const child = Bun.spawn([...wrapper, bun, fixture("listen-and-wait.ts"), mode, path], {
       stdout: "pipe",
       stderr: "inherit",
       env: { ...process.env, ...env },
     });
+    children.push(child);
     const reader = child.stdout.getReader();
     let text = "";
     const more = async () => {
@@ -360,6 +366,24 @@ describe("unix socket files", () => {
     accepted.close();
   });
 
+  test("unixPathState: missing, other, live (also when /proc/net/unix names it differently)", async () => {
+    expect(unixPathState(join(scratch, "missing"))).toBe("missing");
+    const file = join(scratch, `other-${unique()}`);
+    writeFileSync(file, "");
+    expect(unixPathState(file)).toBe("other");
+    const dir = join(scratch, `real-${unique()}`);
+    mkdirSync(dir);
+    const link = join(scratch, `link-${unique()}`);
+    symlinkSync(dir, link);
+    const listener = new Listener(join(dir, "s"));
+    expect(unixPathState(join(dir, "s"))).toBe("live");
+    // Through the symlink /proc/net/unix has no match: connecting finds it live.
+    expect(unixPathState(join(link, "s"))).toBe("live");
+    expect(() => new Listener(join(link, "s"))).toThrow(expect.objectContaining({ code: "EADDRINUSE" }));
+    listener.close();
+    expect(existsSync(join(dir, "s"))).toBe(false);
+  });
+
   test("normal exit removes the files and the private directory; an idle Listener does not keep the process alive", async () => {
     const path = join(scratch, `exit-${unique()}`);
     const { child, named, fresh } = await startChild("exit", path);
@@ -398,6 +422,24 @@ describe("unix socket files", () => {
     child.kill("SIGTERM");
     expect(await child.exited).toBe(7);
     expect(await rest()).toContain("handled");
+    expect(existsSync(path)).toBe(false);
+  });
+
+  test("a process started with SIGTERM ignored stays immune: no handler is installed for it", async () => {
+    const python = Bun.which("python3");
+    if (!python || !existsSync("/proc/self/status")) {
+      console.log("listener.test: needs python3 and /proc to start a child with SIGTERM ignored; skipping");
+      return;
+    }
+    const ignoreTerm = [python, "-c", "import os, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"];
+    const path = join(scratch, `ignored-${unique()}`);
+    const { child } = await startChild("wait", path, {}, ignoreTerm);
+    const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
+    const mask = (name: string) => BigInt("0x" + status.match(new RegExp(`^${name}:\\s*([0-9a-f]+)`, "m"))![1]);
+    expect(mask("SigIgn") & (1n << 14n)).not.toBe(0n); // SIGTERM (15) still ignored
+    expect(mask("SigCgt") & (1n << 1n)).not.toBe(0n); // SIGINT (2) caught, to remove the files
+    (await Client(path)).close(); // lets the child's accept() return, so it exits normally
+    expect(await child.exited).toBe(0);
     expect(existsSync(path)).toBe(false);
   });
 
