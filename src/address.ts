@@ -72,7 +72,6 @@ export function parseAddress(address: Address | null | undefined, family: Family
 }
 
 function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
