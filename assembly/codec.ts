@@ -17,22 +17,25 @@
 //   +24 u64 remaining  body bytes still to come (phase 2)
 //   +32 u64 length     declared body length of the current frame
 //
-// decode() reports what one chunk holds as a table of 16-byte entries:
-//   +0 u32 kind, +4 u32 offset (into the chunk), +8 f64 length.
+// decode() reports what one chunk holds as a table of 8-byte entries:
+//   +0 u32 kind << 24 | offset (into the chunk; chunks are at most 16 MiB)
+//   +4 u32 length (for BEGIN: min(length, 0xffffffff); declared() has the exact value)
 
 export const STATE_SIZE: u32 = 40;
-export const ENTRY_SIZE: u32 = 16;
+export const ENTRY_SIZE: u32 = 8;
 
 /** A whole frame: the body is [offset, offset + length) of this chunk. */
 export const FRAME: u32 = 0;
-/** A frame of `length` bytes begins; its body follows in PART/END entries (in this or later chunks). */
+/** A frame begins whose body runs past this chunk; declared() is its length. PART/END entries follow. */
 export const BEGIN: u32 = 1;
 /** Body bytes [offset, offset + length) of the frame begun earlier; more are to come. */
 export const PART: u32 = 2;
 /** The last body bytes [offset, offset + length) of the frame begun earlier. */
 export const END: u32 = 3;
-/** A length that is negative but not -1, or past 2^53: the stream cannot be trusted. `length` is the raw value. */
+/** A length that is negative but not -1: the stream cannot be trusted. `length` holds its bits. */
 export const ERROR: u32 = 4;
+/** An 8-byte length past 2^53; declared() has it. */
+export const ERROR_LONG: u32 = 5;
 
 const PHASE_HEADER: u32 = 0;
 const PHASE_LENGTH: u32 = 1;
@@ -42,7 +45,7 @@ const MAX_LENGTH: u64 = 9007199254740991;
 
 let consumedBytes: u32 = 0;
 
-/** Bytes of the last decode() input that were consumed (less than its length only when the table filled up). */
+/** Bytes of the chunk the last decode() consumed: where the next call must start. */
 export function consumed(): u32 {
   return consumedBytes;
 }
@@ -54,6 +57,11 @@ export function reset(state: usize): void {
 /** Body bytes the current frame still needs; 0 when between frames. */
 export function remaining(state: usize): f64 {
   return load<u32>(state) == PHASE_BODY ? <f64>load<u64>(state, 24) : 0;
+}
+
+/** Declared length of the frame in progress (the one a BEGIN entry announced). */
+export function declared(state: usize): f64 {
+  return <f64>load<u64>(state, 32);
 }
 
 /**
@@ -84,74 +92,78 @@ export function eofKind(state: usize): u32 {
   return load<u64>(state, 24) == load<u64>(state, 32) ? 0 : 1;
 }
 
-@inline function entry(table: usize, i: u32, kind: u32, offset: u32, length: f64): void {
-  const at = table + <usize>i * ENTRY_SIZE;
-  store<u32>(at, kind);
-  store<u32>(at, offset, 4);
-  store<f64>(at, length, 8);
+@inline function entry(table: usize, i: u32, kind: u32, offset: u32, length: u32): void {
+  const at = table + (<usize>i << 3);
+  store<u32>(at, (kind << 24) | (offset & 0xffffff));
+  store<u32>(at, length, 4);
 }
 
-@inline function readU32BE(at: usize): u32 {
-  return bswap<u32>(load<u32>(at));
-}
-
-@inline function readU64BE(at: usize): u64 {
-  return bswap<u64>(load<u64>(at));
+@inline function clampU32(n: u64): u32 {
+  return n > 0xffffffff ? 0xffffffff : <u32>n;
 }
 
 /**
- * Decode one received chunk at [src, src + len). Writes at most `maxEntries` entries at
- * `table` and returns their count; `consumed()` tells how far it got. Stops after an ERROR.
+ * Decode a chunk of `total` bytes of which only the first `avail` were copied to `src`:
+ * headers must lie in the copied window, bodies need not (a body is only measured, never
+ * read, so JavaScript copies just the bytes around headers when frames are large).
+ * Writes at most `maxEntries` entries at `table` and returns their count; consumed()
+ * tells where in the chunk it stopped. Stops after an ERROR.
  */
-export function decode(state: usize, src: usize, len: u32, table: usize, maxEntries: u32): u32 {
+export function decode(state: usize, src: usize, avail: u32, total: u32, table: usize, maxEntries: u32): u32 {
   let phase = load<u32>(state);
   let have = load<u32>(state, 4);
   let left = load<u64>(state, 24);
   let at: u32 = 0;
   let n: u32 = 0;
-  while (at < len && n < maxEntries) {
+  // A new frame may take two entries (BEGIN + PART).
+  while (at < total && n + 2 <= maxEntries) {
     if (phase == PHASE_BODY) {
-      const avail = len - at;
-      if (<u64>avail < left) {
-        entry(table, n++, PART, at, <f64>avail);
-        left -= <u64>avail;
-        at = len;
+      const rest = total - at;
+      if (<u64>rest < left) {
+        entry(table, n++, PART, at, rest);
+        left -= <u64>rest;
+        at = total;
         break;
       }
-      entry(table, n++, END, at, <f64>left);
+      entry(table, n++, END, at, <u32>left);
       at += <u32>left;
       left = 0;
       phase = PHASE_HEADER;
       have = 0;
       continue;
     }
-    // Fast path: a whole short header, and perhaps the whole frame, inside this chunk.
-    if (phase == PHASE_HEADER && have == 0 && len - at >= 4) {
-      const size = <i32>readU32BE(src + at);
-      if (size >= 0) {
-        const body = at + 4;
-        if (<u32>size <= len - body) {
-          entry(table, n++, FRAME, body, <f64>size);
-          at = body + <u32>size;
+    if (phase == PHASE_HEADER && have == 0) {
+      if (avail - min(at, avail) < 4) {
+        // The header is outside the copied window: let JavaScript copy from here.
+        if (avail < total) break;
+      } else {
+        // Fast path: a whole 4-byte header, and perhaps the whole frame, in this chunk.
+        const size = <i32>bswap<u32>(load<u32>(src + at));
+        if (size >= 0) {
+          const body = at + 4;
+          if (<u32>size <= total - body) {
+            entry(table, n++, FRAME, body, <u32>size);
+            at = body + <u32>size;
+            continue;
+          }
+          entry(table, n++, BEGIN, body, <u32>size);
+          store<u64>(state, <u64>size, 32);
+          left = <u64>size;
+          at = body;
+          phase = PHASE_BODY;
           continue;
         }
-        entry(table, n++, BEGIN, body, <f64>size);
-        store<u64>(state, <u64>size, 32);
-        left = <u64>size;
-        at = body;
-        phase = PHASE_BODY;
-        continue;
+        if (size != -1) {
+          entry(table, n++, ERROR, at, <u32>size);
+          break;
+        }
+        // -1: an 8-byte length follows, gathered below; it too must be in the window.
+        if (avail - at < 12 && avail < total) break;
       }
-      if (size != -1) {
-        entry(table, n++, ERROR, at, <f64>size);
-        at += 4;
-        break;
-      }
-      // -1: the 8-byte length follows; collect it below like any split header.
     }
     // Slow path: gather header bytes one at a time, across chunks if need be.
     const want: u32 = phase == PHASE_HEADER ? 4 : 12;
-    while (have < want && at < len) {
+    while (have < want && at < avail) {
       store<u8>(state + 8 + have, load<u8>(src + at));
       have++;
       at++;
@@ -159,32 +171,33 @@ export function decode(state: usize, src: usize, len: u32, table: usize, maxEntr
     if (have < want) break;
     let size: u64;
     if (phase == PHASE_HEADER) {
-      const short = <i32>readU32BE(state + 8);
+      const short = <i32>bswap<u32>(load<u32>(state + 8));
       if (short == -1) {
         phase = PHASE_LENGTH;
         continue;
       }
       if (short < 0) {
-        entry(table, n++, ERROR, at, <f64>short);
+        entry(table, n++, ERROR, 0, <u32>short);
         have = 0;
         break;
       }
       size = <u64>short;
     } else {
-      size = readU64BE(state + 12);
+      size = bswap<u64>(load<u64>(state + 12));
       if (size > MAX_LENGTH) {
-        entry(table, n++, ERROR, at, <f64>size);
+        store<u64>(state, size, 32);
+        entry(table, n++, ERROR_LONG, 0, 0);
         have = 0;
         break;
       }
     }
     have = 0;
-    if (<u64>(len - at) >= size) {
-      entry(table, n++, FRAME, at, <f64>size);
+    if (<u64>(total - at) >= size) {
+      entry(table, n++, FRAME, at, <u32>size);
       at += <u32>size;
       phase = PHASE_HEADER;
     } else {
-      entry(table, n++, BEGIN, at, <f64>size);
+      entry(table, n++, BEGIN, at, clampU32(size));
       store<u64>(state, size, 32);
       left = size;
       phase = PHASE_BODY;

@@ -5,14 +5,22 @@
 //  - a frame spanning chunks is assembled in a buffer that grows with the bytes that really
 //    arrive (never sized from the claimed length alone), each byte copied once;
 //  - a chunk wholly inside a body is never copied into wasm memory at all.
-import { codec, heap, input, INPUT_SIZE, table, TABLE_ENTRIES, ENTRY_SIZE, takeState, giveState, sendBlocks } from "./wasm.ts";
+import { codec, heap, input, INPUT_SIZE, table, TABLE_ENTRIES, takeState, giveState, sendBlocks } from "./wasm.ts";
 
 const FRAME = 0;
 const BEGIN = 1;
 const PART = 2;
 const END = 3;
 const ERROR = 4;
-const ENTRY_WORDS = ENTRY_SIZE / 4;
+
+/** Chunks are decoded in slices of at most this much (entry offsets have 24 bits). */
+const SLICE_MAX = 1 << 24;
+/** Copy window while frames are small: many headers per wasm call. */
+const WIDE = 64 * 1024;
+/** Copy window once frames are large: just a header; bodies are measured, never copied in. */
+const NARROW = 16;
+/** Average frame size above which copying bodies into wasm costs more than a call per frame. */
+const LARGE_FRAME = 1024;
 
 /** Where decoded frames go. */
 export interface FrameSink {
@@ -44,43 +52,53 @@ class Assembly {
   }
   append(chunk: Uint8Array, start: number, end: number): void {
     const need = this.filled + (end - start);
-    if (this.buffer.resizable) {
-      this.buffer.resize(Math.min(this.length, Math.max(need, this.filled * 2, 65536)));
-    } else if (need > this.bytes.byteLength) {
-      const next = new Uint8Array(Math.min(this.length, Math.max(need, this.filled * 2)));
-      next.set(this.bytes.subarray(0, this.filled));
-      this.bytes = next;
+    if (need > this.bytes.byteLength) {
+      const size = Math.min(this.length, Math.max(need, this.filled * 2, 65536));
+      if (this.buffer.resizable) {
+        this.buffer.resize(size);
+        this.bytes = new Uint8Array(this.buffer, 0, size);
+      } else {
+        const next = new Uint8Array(size);
+        next.set(this.bytes.subarray(0, this.filled));
+        this.bytes = next;
+      }
     }
-    if (this.buffer.resizable) this.bytes = new Uint8Array(this.buffer, 0, this.buffer.byteLength);
     this.bytes.set(chunk.subarray(start, end), this.filled);
     this.filled = need;
   }
   finish(): Uint8Array {
-    if (this.buffer.resizable) return new Uint8Array(this.buffer, 0, this.length);
     return this.bytes.subarray(0, this.length);
   }
 }
+
+/** Chunks pushed while another decoder is reporting frames wait here (the table is shared). */
+const deferred: Array<[FrameDecoder, Uint8Array]> = [];
+let dispatching = false;
 
 export class FrameDecoder {
   private state = takeState();
   private assembly: Assembly | null = null;
   private failed = false;
+  private window = WIDE;
 
   constructor(private readonly sink: FrameSink) {}
 
   /** Decode one received chunk, reporting every frame it completes. */
   push(chunk: Uint8Array): void {
-    if (this.failed || chunk.byteLength === 0) return;
-    let at = 0;
-    // Inside a long body: take the bytes directly, without a trip through wasm memory.
-    const left = codec.remaining(this.state);
-    if (left > 0) {
-      const take = Math.min(left, chunk.byteLength);
-      this.assembly!.append(chunk, 0, take);
-      if (codec.skipBody(this.state, take) === 1) this.complete();
-      at = take;
+    if (dispatching) {
+      deferred.push([this, chunk]);
+      return;
     }
-    while (at < chunk.byteLength && !this.failed) at += this.scan(chunk, at);
+    dispatching = true;
+    try {
+      this.decode(chunk);
+      while (deferred.length > 0) {
+        const [decoder, next] = deferred.shift()!;
+        decoder.decode(next);
+      }
+    } finally {
+      dispatching = false;
+    }
   }
 
   /** What the end of the stream means here: "clean" between messages, else "truncated". */
@@ -95,35 +113,58 @@ export class FrameDecoder {
     this.assembly = null;
   }
 
-  /** Copy up to INPUT_SIZE bytes of `chunk` from `start` into wasm memory and decode them. */
-  private scan(chunk: Uint8Array, start: number): number {
-    const len = Math.min(chunk.byteLength - start, INPUT_SIZE);
-    heap.u8.set(start === 0 && len === chunk.byteLength ? chunk : chunk.subarray(start, start + len), input);
-    const n = codec.decode(this.state, input, len, table, TABLE_ENTRIES);
+  private decode(chunk: Uint8Array): void {
+    const len = chunk.byteLength;
+    let at = 0;
+    while (at < len && !this.failed && this.state >= 0) {
+      // Inside a long body: take the bytes directly, without a trip through wasm memory.
+      const left = codec.remaining(this.state);
+      if (left > 0) {
+        const take = Math.min(left, len - at);
+        this.assembly!.append(chunk, at, at + take);
+        if (codec.skipBody(this.state, take) === 1) this.complete();
+        at += take;
+        continue;
+      }
+      at += this.slice(chunk, at, Math.min(len - at, SLICE_MAX));
+    }
+  }
+
+  /** Copy a window of the chunk at `start` into wasm memory, decode, report; returns bytes consumed. */
+  private slice(chunk: Uint8Array, start: number, total: number): number {
+    const avail = Math.min(total, this.window, INPUT_SIZE);
+    copyIn(chunk, start, avail);
+    const n = codec.decode(this.state, input, avail, total, table, TABLE_ENTRIES);
     const used = codec.consumed();
-    const t32 = heap.u32;
-    const t64 = heap.f64;
     const sink = this.sink;
-    for (let i = 0, w = table >>> 2; i < n; i++, w += ENTRY_WORDS) {
-      const kind = t32[w]!;
-      const offset = start + t32[w + 1]!;
-      const length = t64[(w >>> 1) + 1]!;
+    let t32 = heap.u32;
+    const base = table >>> 2;
+    for (let i = 0; i < n; i++) {
+      // A sink may grow wasm memory (by sending), which detaches old views.
+      if (t32.byteLength === 0) t32 = heap.u32;
+      const head = t32[base + 2 * i]!;
+      const length = t32[base + 2 * i + 1]!;
+      const kind = head >>> 24;
+      const offset = start + (head & 0xffffff);
       if (kind === FRAME) {
         sink.frame(chunk.subarray(offset, offset + length));
       } else if (kind === BEGIN) {
-        this.assembly = new Assembly(length);
-        sink.begin(length);
+        const declared = codec.declared(this.state);
+        this.assembly = new Assembly(declared);
+        sink.begin(declared);
       } else if (kind === PART) {
         this.assembly!.append(chunk, offset, offset + length);
       } else if (kind === END) {
         this.assembly!.append(chunk, offset, offset + length);
         this.complete();
-      } else if (kind === ERROR) {
+      } else {
         this.failed = true;
-        sink.invalid(length);
-        return len;
+        sink.invalid(kind === ERROR ? length | 0 : codec.declared(this.state));
+        return total;
       }
     }
+    // Large frames: copy only a header's worth next time; small ones: many at once.
+    this.window = n > 0 && used / n >= LARGE_FRAME ? NARROW : WIDE;
     return used;
   }
 
@@ -132,6 +173,13 @@ export class FrameDecoder {
     this.assembly = null;
     this.sink.frame(body);
   }
+}
+
+/** chunk[start, start + n) → wasm input region; a header's worth byte by byte, to allocate no view. */
+function copyIn(chunk: Uint8Array, start: number, n: number): void {
+  const u8 = heap.u8;
+  if (n <= NARROW) for (let i = 0; i < n; i++) u8[input + i] = chunk[start + i]!;
+  else u8.set(start === 0 && n === chunk.byteLength ? chunk : chunk.subarray(start, start + n), input);
 }
 
 /** Largest body that goes through a FrameBatch; larger ones are written on their own. */

@@ -11,7 +11,8 @@ interface CodecExports {
   remaining(state: number): number;
   skipBody(state: number, n: number): number;
   eofKind(state: number): number;
-  decode(state: number, src: number, len: number, table: number, maxEntries: number): number;
+  declared(state: number): number;
+  decode(state: number, src: number, avail: number, total: number, table: number, maxEntries: number): number;
   encodeBatch(lengths: number, n: number, dst: number): number;
   encodeHeader(dst: number, size: number): number;
 }
