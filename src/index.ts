@@ -12,3 +12,4 @@ export { Client, type ClientOptions } from "./client.ts";
 export { wait, type Waitable, type WaitableProcess } from "./wait.ts";
 export type { Address, Family, PeerAddress } from "./address.ts";
 export type { Authkey } from "./handshake.ts";
+export { pickle, PicklingError, UnpicklingError, type PickleOptions, type PickleLimits } from "./serializers/pickle/index.ts";
