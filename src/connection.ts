@@ -119,6 +119,15 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
 
   /** The next message, deserialized. EOFError once the peer closed and nothing is left. */
   recv(): Promise<T> {
+    if (this.isClosed || !this.canRead) return this.receive(0, noop);
+    const body = this.inbox.takeNow(Infinity);
+    if (body !== undefined) {
+      try {
+        return Promise.resolve(this.serializer.loads(body));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     return this.receive(Infinity, (body, resolve) => resolve(this.serializer.loads(body)));
   }
 
@@ -129,7 +138,10 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
       if (typeof maxlength !== "number" || Number.isNaN(maxlength)) return Promise.reject(new TypeError("maxlength must be a number"));
       if (maxlength < 0) return Promise.reject(new RangeError("negative maxlength"));
     }
-    return this.receive(maxlength ?? Infinity, (body, resolve) => resolve(body));
+    const limit = maxlength ?? Infinity;
+    const body = this.inbox.takeNow(limit);
+    if (body !== undefined) return Promise.resolve(body);
+    return this.receive(limit, (body, resolve) => resolve(body));
   }
 
   /** Copy the next message into `buf` at byte `offset`; returns its length. Too short: BufferTooShort (the message is consumed). */

@@ -5,7 +5,7 @@
 //  - a frame spanning chunks is assembled in a buffer that grows with the bytes that really
 //    arrive (never sized from the claimed length alone), each byte copied once;
 //  - a chunk wholly inside a body is never copied into wasm memory at all.
-import { codec, heap, input, INPUT_SIZE, table, TABLE_ENTRIES, takeState, giveState, sendBlocks } from "./wasm.ts";
+import { codec, heap, input, INPUT_SIZE, table, TABLE_ENTRIES, takeState, giveState, sendBlocks, u8, u32 } from "./wasm.ts";
 
 const FRAME = 0;
 const BEGIN = 1;
@@ -26,48 +26,36 @@ const LARGE_FRAME = 1024;
 export interface FrameSink {
   /** A complete message body. */
   frame(body: Uint8Array): void;
+  /** The same, as bytes [start, end) of `buffer`: lets a sink defer making the view. */
+  frameAt?(buffer: Uint8Array, start: number, end: number): void;
   /** A frame of `length` bytes started arriving (its body is not complete yet). */
   begin(length: number): void;
   /** The stream carried a length no CPython sender writes; nothing after it can be trusted. */
   invalid(length: number): void;
 }
 
-/** A message body being assembled across chunks; its storage grows with the bytes received. */
+/**
+ * A message body arriving across chunks. The pieces stay views of their (fresh) chunks and
+ * are joined once at the end: memory grows only with the bytes that really arrive, whatever
+ * the header claimed, and each byte is copied once.
+ */
 class Assembly {
-  private buffer: ArrayBuffer;
-  private bytes: Uint8Array;
-  filled = 0;
-  constructor(readonly length: number) {
-    // A resizable buffer grows in place (address space is reserved, memory is committed
-    // only as it is touched), so a lying header costs nothing until bytes arrive.
-    this.buffer = new ArrayBuffer(0);
-    if (length <= 2 ** 32) {
-      try {
-        this.buffer = new ArrayBuffer(0, { maxByteLength: length });
-      } catch {
-        // Out of address space: fall back to copying growth below.
-      }
-    }
-    this.bytes = new Uint8Array(this.buffer);
-  }
+  private parts: Uint8Array[] = [];
+  private filled = 0;
+  constructor(readonly length: number) {}
   append(chunk: Uint8Array, start: number, end: number): void {
-    const need = this.filled + (end - start);
-    if (need > this.bytes.byteLength) {
-      const size = Math.min(this.length, Math.max(need, this.filled * 2, 65536));
-      if (this.buffer.resizable) {
-        this.buffer.resize(size);
-        this.bytes = new Uint8Array(this.buffer, 0, size);
-      } else {
-        const next = new Uint8Array(size);
-        next.set(this.bytes.subarray(0, this.filled));
-        this.bytes = next;
-      }
-    }
-    this.bytes.set(chunk.subarray(start, end), this.filled);
-    this.filled = need;
+    this.parts.push(chunk.subarray(start, end));
+    this.filled += end - start;
   }
   finish(): Uint8Array {
-    return this.bytes.subarray(0, this.length);
+    const body = new Uint8Array(this.length);
+    let at = 0;
+    for (const part of this.parts) {
+      body.set(part, at);
+      at += part.byteLength;
+    }
+    this.parts = [];
+    return body;
   }
 }
 
@@ -81,7 +69,11 @@ export class FrameDecoder {
   private failed = false;
   private window = WIDE;
 
-  constructor(private readonly sink: FrameSink) {}
+  private readonly lazy: boolean;
+
+  constructor(private readonly sink: FrameSink) {
+    this.lazy = typeof sink.frameAt === "function";
+  }
 
   /** Decode one received chunk, reporting every frame it completes. */
   push(chunk: Uint8Array): void {
@@ -117,11 +109,10 @@ export class FrameDecoder {
     const len = chunk.byteLength;
     let at = 0;
     while (at < len && !this.failed && this.state >= 0) {
-      // Inside a long body: take the bytes directly, without a trip through wasm memory.
-      const left = codec.remaining(this.state);
-      if (left > 0) {
-        const take = Math.min(left, len - at);
-        this.assembly!.append(chunk, at, at + take);
+      if (this.assembly !== null) {
+        // Inside a long body: take the bytes directly, without a trip through wasm memory.
+        const take = Math.min(codec.remaining(this.state), len - at);
+        this.assembly.append(chunk, at, at + take);
         if (codec.skipBody(this.state, take) === 1) this.complete();
         at += take;
         continue;
@@ -138,16 +129,17 @@ export class FrameDecoder {
     const used = codec.consumed();
     const sink = this.sink;
     let t32 = heap.u32;
-    const base = table >>> 2;
-    for (let i = 0; i < n; i++) {
+    let w = table >>> 2;
+    for (let i = 0; i < n; i++, w += 2) {
       // A sink may grow wasm memory (by sending), which detaches old views.
       if (t32.byteLength === 0) t32 = heap.u32;
-      const head = t32[base + 2 * i]!;
-      const length = t32[base + 2 * i + 1]!;
+      const head = t32[w]!;
+      const length = t32[w + 1]!;
       const kind = head >>> 24;
       const offset = start + (head & 0xffffff);
       if (kind === FRAME) {
-        sink.frame(chunk.subarray(offset, offset + length));
+        if (this.lazy) sink.frameAt!(chunk, offset, offset + length);
+        else sink.frame(chunk.subarray(offset, offset + length));
       } else if (kind === BEGIN) {
         const declared = codec.declared(this.state);
         this.assembly = new Assembly(declared);
@@ -164,7 +156,7 @@ export class FrameDecoder {
       }
     }
     // Large frames: copy only a header's worth next time; small ones: many at once.
-    this.window = n > 0 && used / n >= LARGE_FRAME ? NARROW : WIDE;
+    this.window = n > 0 && used >= n * LARGE_FRAME ? NARROW : WIDE;
     return used;
   }
 
@@ -195,65 +187,83 @@ export class FrameBatch {
   static readonly MAX_FRAMES = 4096;
   private static readonly FRAMES_AT = FrameBatch.MAX_FRAMES * 4;
 
-  private block = -1;
+  /** Offset of the block in wasm memory, -1 when the batch holds none. */
+  block = -1;
   private end = 0;
+  /** Offset where the next frame's header goes. */
+  private next = 0;
   /** Frames in the batch. */
   count = 0;
   /** Bytes of the batch, headers included. */
   bytes = 0;
 
   /**
-   * Where to write a body of `size` bytes (an offset into heap.u8), or -1 when it does not
-   * fit in what is left of this batch. Call commit(size) once the body is written there.
+   * Where to write a body of `size` bytes (an offset into the wasm memory), or -1 when it
+   * does not fit in what is left of this batch. Call commit(size) once the body is there.
    */
   reserve(size: number): number {
-    if (this.block < 0) {
-      this.block = sendBlocks.take();
-      this.end = this.block + sendBlocks.size;
-    }
-    const at = this.block + FrameBatch.FRAMES_AT + this.bytes + 4;
+    if (this.block < 0) this.open();
+    const at = this.next + 4;
     if (this.count === FrameBatch.MAX_FRAMES || at + size > this.end) return -1;
     return at;
   }
 
   /** Room for a body at the reserved offset (for encoders that write in place). */
   room(): number {
-    return this.block < 0 ? 0 : this.end - (this.block + FrameBatch.FRAMES_AT + this.bytes + 4);
+    return this.block < 0 ? 0 : this.end - this.next - 4;
   }
 
   commit(size: number): void {
-    heap.u32[(this.block >>> 2) + this.count] = size;
-    this.count++;
+    u32[(this.block >>> 2) + this.count++] = size;
+    this.next += 4 + size;
     this.bytes += 4 + size;
   }
 
   /** Copy `body` in as one frame; false when it does not fit. */
   add(body: Uint8Array): boolean {
-    const at = this.reserve(body.byteLength);
-    if (at < 0) return false;
-    heap.u8.set(body, at);
-    this.commit(body.byteLength);
+    if (this.block < 0) this.open();
+    const size = body.byteLength;
+    const at = this.next + 4;
+    if (at + size > this.end || this.count === FrameBatch.MAX_FRAMES) return false;
+    u8.set(body, at);
+    u32[(this.block >>> 2) + this.count++] = size;
+    this.next = at + size;
+    this.bytes += 4 + size;
     return true;
   }
 
-  /** Write every header; returns the offset of the framed bytes in heap.u8 (length: `bytes`). */
+  /** Write every header; returns the offset of the framed bytes in wasm memory (length: `bytes`). */
   seal(): number {
     const start = this.block + FrameBatch.FRAMES_AT;
     codec.encodeBatch(this.block, this.count, start);
     return start;
   }
 
-  /** Empty the batch, keeping its block for the next tick's frames. */
+  /** Empty the batch, keeping its block for the next frames. */
   clear(): void {
     this.count = 0;
     this.bytes = 0;
+    this.next = this.block + FrameBatch.FRAMES_AT;
+  }
+
+  /** Hand the block over (to a write queue that still needs its bytes) and start afresh. */
+  detach(): number {
+    const block = this.block;
+    this.block = -1;
+    this.count = 0;
+    this.bytes = 0;
+    return block;
   }
 
   /** Give the block back to the pool (when the connection goes idle or closes). */
   release(): void {
+    if (this.block >= 0) sendBlocks.give(this.detach());
+  }
+
+  private open(): void {
+    this.block = sendBlocks.take();
+    this.end = this.block + sendBlocks.size;
     this.clear();
-    if (this.block >= 0) sendBlocks.give(this.block);
-    this.block = -1;
   }
 }
 

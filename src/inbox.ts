@@ -16,7 +16,11 @@ const PAUSE_AT = 16 << 20;
 const RESUME_AT = 4 << 20;
 
 export class Inbox implements FrameSink {
-  private messages: Uint8Array[] = [];
+  // Queued messages as (buffer, start, end): the view a receive returns is made only when it
+  // is taken, so views do not pile up (and age in the GC) while messages wait.
+  private buffers: Uint8Array[] = [];
+  private starts: number[] = [];
+  private ends: number[] = [];
   private head = 0;
   private unread = 0;
   private receivers: Receiver[] = [];
@@ -36,16 +40,23 @@ export class Inbox implements FrameSink {
 
   /** Whether a receive would complete without waiting (a message, EOF or an error). */
   get ready(): boolean {
-    return this.head < this.messages.length || this.end !== null;
+    return this.head < this.buffers.length || this.end !== null;
   }
 
   frame(body: Uint8Array): void {
-    if (this.receivers.length > 0 && this.head === this.messages.length) {
-      this.hand(this.receivers.shift()!, body);
+    this.frameAt(body, 0, body.byteLength);
+  }
+
+  /** A message whose body is bytes [start, end) of `buffer`. */
+  frameAt(buffer: Uint8Array, start: number, end: number): void {
+    if (this.receivers.length > 0 && this.head === this.buffers.length) {
+      this.hand(this.receivers.shift()!, buffer.subarray(start, end));
       return;
     }
-    this.messages.push(body);
-    this.unread += body.byteLength;
+    this.buffers.push(buffer);
+    this.starts.push(start);
+    this.ends.push(end);
+    this.unread += end - start;
     if (!this.paused && this.unread > PAUSE_AT) {
       this.paused = true;
       this.pause(true);
@@ -57,7 +68,7 @@ export class Inbox implements FrameSink {
     // Python reads the header, then refuses an over-long body before reading it: do the
     // same, so that a peer cannot make a bounded receive buffer an unbounded amount.
     const next = this.receivers[0];
-    if (next && this.head === this.messages.length && length > next.maxlength) {
+    if (next && this.head === this.buffers.length && length > next.maxlength) {
       this.receivers.shift();
       this.breakStream(next);
     }
@@ -78,6 +89,17 @@ export class Inbox implements FrameSink {
     this.notify();
   }
 
+  /**
+   * The next message, when one is queued, no receive waits ahead of it, and it fits
+   * `maxlength`: the fast path of a receive, with no waiting receiver to allocate.
+   */
+  takeNow(maxlength: number): Uint8Array | undefined {
+    const head = this.head;
+    if (this.receivers.length > 0 || head === this.buffers.length) return undefined;
+    if (this.ends[head]! - this.starts[head]! > maxlength) return undefined;
+    return this.shift();
+  }
+
   /** Serve a receive now, or queue it behind the earlier ones. */
   receive(receiver: Receiver): void {
     if (this.receivers.length > 0 || !this.ready) this.receivers.push(receiver);
@@ -95,33 +117,44 @@ export class Inbox implements FrameSink {
     const receivers = this.receivers;
     this.receivers = [];
     for (const r of receivers) r.fail(error);
-    this.messages = [];
+    this.buffers = [];
+    this.starts = [];
+    this.ends = [];
     this.head = 0;
     this.notify();
   }
 
   private serve(receiver: Receiver): void {
-    if (this.head < this.messages.length) {
-      const body = this.messages[this.head]!;
-      this.messages[this.head++] = EMPTY;
-      if (this.head === this.messages.length) {
-        this.messages = [];
-        this.head = 0;
-      } else if (this.head > 1024 && this.head * 2 > this.messages.length) {
-        this.messages = this.messages.slice(this.head);
-        this.head = 0;
-      }
-      this.unread -= body.byteLength;
-      if (this.paused && this.unread < RESUME_AT) {
-        this.paused = false;
-        this.pause(false);
-      }
-      this.hand(receiver, body);
+    if (this.head < this.buffers.length) {
+      this.hand(receiver, this.shift());
     } else if (this.end) {
       receiver.fail(this.end);
     } else {
       this.receivers.push(receiver);
     }
+  }
+
+  private shift(): Uint8Array {
+    const head = this.head++;
+    const body = this.buffers[head]!.subarray(this.starts[head]!, this.ends[head]!);
+    this.buffers[head] = EMPTY;
+    if (this.head === this.buffers.length) {
+      this.buffers = [];
+      this.starts = [];
+      this.ends = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.buffers.length) {
+      this.buffers = this.buffers.slice(this.head);
+      this.starts = this.starts.slice(this.head);
+      this.ends = this.ends.slice(this.head);
+      this.head = 0;
+    }
+    this.unread -= body.byteLength;
+    if (this.paused && this.unread < RESUME_AT) {
+      this.paused = false;
+      this.pause(false);
+    }
+    return body;
   }
 
   private hand(receiver: Receiver, body: Uint8Array): void {

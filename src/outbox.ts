@@ -1,8 +1,9 @@
-// Messages → socket. Frames sent in one tick are packed into one FrameBatch and leave in
-// one write(); bytes the kernel does not take wait in a queue until `drain`. The queue is
-// what send() promises measure for backpressure.
+// Messages → socket. The first frame sent after a quiet spell goes out at once (latency);
+// frames that follow in the same tick are packed into one FrameBatch and leave in one
+// write() on the next macrotask (throughput). Bytes the kernel does not take wait in a
+// queue until `drain`; that queue is what send() promises measure for backpressure.
 import { BATCH_BODY_MAX, FrameBatch, frameHeader } from "./frames.ts";
-import { heap } from "./wasm.ts";
+import { sendBlocks, u8 } from "./wasm.ts";
 import { writeAllBlocking } from "./libc.ts";
 import { OSError } from "./errors.ts";
 
@@ -13,8 +14,27 @@ export interface ByteSink {
 
 /** send() resolves at once while fewer bytes than this wait to be written. */
 export const HIGH_WATER_MARK = 4 << 20;
+/**
+ * Batches the kernel refused keep their wasm block (no copy) up to this many per
+ * connection; beyond it they are copied out, because wasm memory never shrinks.
+ */
+const MAX_QUEUED_BLOCKS = 32;
 
 export const RESOLVED: Promise<void> = Promise.resolve();
+
+/** Framed bytes waiting for the kernel: a region of wasm memory (a batch's block) or of a JS buffer. */
+class Pending {
+  constructor(
+    /** The wasm block holding the bytes, or -1 when `bytes` holds them. */
+    readonly block: number,
+    readonly bytes: Uint8Array | null,
+    public start: number,
+    readonly end: number,
+  ) {}
+  get data(): Uint8Array {
+    return this.bytes ?? u8;
+  }
+}
 
 /** Outboxes holding bytes a resolved send() promised to deliver; flushed at process exit. */
 const unsent = new Set<Outbox>();
@@ -24,14 +44,15 @@ process.on("exit", () => {
 
 export class Outbox {
   private readonly batch = new FrameBatch();
-  /** Framed bytes waiting for the kernel, oldest first; the first may be partly written. */
-  private queue: Uint8Array[] = [];
+  private queue: Pending[] = [];
   private queued = 0;
+  private queuedBlocks = 0;
   private scheduled = false;
   private waiters: Array<{ resolve(): void; reject(error: Error): void }> = [];
   private idle: (() => void) | null = null;
   /** The first write failure; every later send reports it. */
   error: Error | null = null;
+  private readonly flushLater = (): void => this.flush();
 
   constructor(
     private readonly sink: ByteSink,
@@ -54,7 +75,7 @@ export class Outbox {
       this.schedule();
     } else {
       this.flushBatch();
-      this.write(frameHeader(body.byteLength), false);
+      this.write(frameHeader(body.byteLength));
       this.write(body, true);
     }
     return this.backpressure();
@@ -62,7 +83,7 @@ export class Outbox {
 
   /**
    * Reserve room for a body of at most `max` bytes written in place by an encoder: returns
-   * its offset in heap.u8, or -1 (then use send()). Follow with commit(size).
+   * its offset in wasm memory, or -1 (then use send()). Follow with commit(size).
    */
   reserve(max: number): number {
     if (this.error || max > BATCH_BODY_MAX) return -1;
@@ -83,8 +104,8 @@ export class Outbox {
   /** Write everything the kernel will take now; called on drain and by the scheduled flush. */
   flush(): void {
     this.scheduled = false;
-    this.flushBatch();
     if (this.queue.length > 0) this.writeQueue();
+    this.flushBatch();
     if (this.pending === 0) {
       this.batch.release();
       unsent.delete(this);
@@ -109,8 +130,10 @@ export class Outbox {
   /** The socket is gone: fail what waits, and every later send. */
   fail(error: Error): void {
     if (!this.error) this.error = error;
+    for (const p of this.queue) if (p.block >= 0) sendBlocks.give(p.block);
     this.queue = [];
     this.queued = 0;
+    this.queuedBlocks = 0;
     this.batch.release();
     unsent.delete(this);
     const waiters = this.waiters;
@@ -122,20 +145,28 @@ export class Outbox {
   /** Process exit: the event loop is gone, so block until the kernel has every byte. */
   flushBlocking(): void {
     if (this.error) return;
-    this.flushBatch();
     const fd = this.fd();
-    for (const bytes of this.queue) if (fd >= 0) writeAllBlocking(fd, bytes);
+    if (this.batch.count > 0) {
+      const start = this.batch.seal();
+      this.queue.push(new Pending(-1, u8.slice(start, start + this.batch.bytes), 0, this.batch.bytes));
+      this.batch.clear();
+    }
+    for (const p of this.queue) if (fd >= 0) writeAllBlocking(fd, p.data.subarray(p.start, p.end));
     this.queue = [];
     this.queued = 0;
   }
 
+  /**
+   * The first send after a flush writes at once; later ones in the same tick wait for the
+   * flush on the next macrotask. A macrotask, not a microtask: `await send()` in a loop
+   * resumes through microtasks, and batching must span those awaits.
+   */
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     unsent.add(this);
-    // A macrotask, not a microtask: `await send()` in a loop resolves through microtasks,
-    // and batching must span those awaits to make small messages cheap.
-    setImmediate(() => this.flush());
+    setImmediate(this.flushLater);
+    if (this.queue.length === 0) this.flushBatch();
   }
 
   private backpressure(): Promise<void> {
@@ -144,39 +175,63 @@ export class Outbox {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
+  /** Seal the batch and write it; what the kernel refuses keeps its block in the queue. */
   private flushBatch(): void {
-    if (this.batch.count === 0) return;
-    const start = this.batch.seal();
-    this.write(heap.u8, true, start, this.batch.bytes);
-    this.batch.clear();
+    const batch = this.batch;
+    if (batch.count === 0 || this.error) return;
+    const start = batch.seal();
+    const length = batch.bytes;
+    let taken = 0;
+    if (this.queue.length === 0) {
+      taken = this.sink.write(u8, start, length);
+      if (taken < 0) return this.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
+      if (taken === length) return batch.clear();
+    }
+    if (this.queuedBlocks < MAX_QUEUED_BLOCKS) {
+      this.queue.push(new Pending(batch.detach(), null, start + taken, start + length));
+      this.queuedBlocks++;
+    } else {
+      this.queue.push(new Pending(-1, u8.slice(start + taken, start + length), 0, length - taken));
+      batch.clear();
+    }
+    this.queued += length - taken;
+    unsent.add(this);
   }
 
-  /** Write bytes behind whatever is queued; keep (a copy of, when `copy`) what the kernel refuses. */
-  private write(bytes: Uint8Array, copy: boolean, offset = 0, length = bytes.byteLength): void {
+  /** Write JS-owned bytes behind whatever is queued; keep (a copy of, when `copy`) what the kernel refuses. */
+  private write(bytes: Uint8Array, copy = false): void {
     if (this.error) return;
     let taken = 0;
     if (this.queue.length === 0) {
-      taken = this.sink.write(bytes, offset, length);
+      taken = this.sink.write(bytes, 0, bytes.byteLength);
       if (taken < 0) return this.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
-      if (taken === length) return;
+      if (taken === bytes.byteLength) return;
     }
-    const rest = bytes.subarray(offset + taken, offset + length);
-    this.queue.push(copy ? rest.slice() : rest);
+    const rest = copy ? bytes.slice(taken) : bytes.subarray(taken);
+    this.queue.push(new Pending(-1, rest, 0, rest.byteLength));
     this.queued += rest.byteLength;
     unsent.add(this);
   }
 
   private writeQueue(): void {
-    while (this.queue.length > 0) {
-      const head = this.queue[0]!;
-      const taken = this.sink.write(head, 0, head.byteLength);
+    const queue = this.queue;
+    let done = 0;
+    while (done < queue.length) {
+      const p = queue[done]!;
+      const length = p.end - p.start;
+      const taken = this.sink.write(p.data, p.start, length);
       if (taken < 0) return this.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
       this.queued -= taken;
-      if (taken < head.byteLength) {
-        this.queue[0] = head.subarray(taken);
-        return;
+      if (taken < length) {
+        p.start += taken;
+        break;
       }
-      this.queue.shift();
+      if (p.block >= 0) {
+        sendBlocks.give(p.block);
+        this.queuedBlocks--;
+      }
+      done++;
     }
+    if (done > 0) queue.splice(0, done);
   }
 }

@@ -33,9 +33,10 @@ export const STATE_SIZE: number = codec.STATE_SIZE.value;
 export const ENTRY_SIZE: number = codec.ENTRY_SIZE.value;
 
 const PAGE = 65536;
-let u8 = new Uint8Array(codec.memory.buffer);
-let f64 = new Float64Array(codec.memory.buffer);
-let u32 = new Uint32Array(codec.memory.buffer);
+/** Live views of the codec's memory (ES module bindings follow reassignment after a grow). */
+export let u8 = new Uint8Array(codec.memory.buffer);
+export let f64 = new Float64Array(codec.memory.buffer);
+export let u32 = new Uint32Array(codec.memory.buffer);
 
 /** Views of the codec's memory. memory.grow() detaches old views, so always read them from here. */
 export const heap = {
