@@ -514,10 +514,8 @@ function lines(child: Bun.Subprocess<"ignore" | "pipe" | "inherit", "pipe", "pip
 }
 
 const KEY = "clé-🔑-interop";
-const toAddress = (json: string): Address => {
-  const a = JSON.parse(json) as string | [string, number];
-  return a;
-};
+/** The address line a Python Listener prints: a path, or [host, port]. */
+const toAddress = (json: string): Address => JSON.parse(json) as Address;
 
 /** A connected pair: mpconn's end and the Python peer. */
 interface Peer {
