@@ -266,18 +266,28 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
 
   /** Close this end. Idempotent; bytes already sent are still delivered. */
   close(): void {
-    if (this.isClosed) return;
+    void this.shut();
+  }
+
+  /** close(); resolves once the descriptor is closed (after pending writes went out). */
+  private shut(): Promise<void> {
+    if (this.isClosed) return RESOLVED;
     this.isClosed = true;
     this.inbox.cancel(new OSError("handle is closed"));
     this.decoder.dispose();
     const socket = this.socket;
     if (!socket) {
       if (this.fd >= 0) closeFd(this.fd);
-      return;
+      return RESOLVED;
     }
     const outbox = this.outbox;
-    if (!outbox || outbox.pending === 0) socket.end();
-    else outbox.whenIdle().then(() => socket.end());
+    if (!outbox || outbox.pending === 0) {
+      socket.end();
+      return RESOLVED;
+    }
+    return outbox.whenIdle().then(() => {
+      socket.end();
+    });
   }
 
   [Symbol.dispose](): void {
@@ -309,6 +319,34 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
     else if (error) reason = new OSError(error.message, (error as { code?: string }).code, { cause: error });
     this.inbox.finish(reason);
     this.outbox?.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
+  }
+
+  // ---- passing connections (src/fdpass/transfer.ts) ----------------------------------
+
+  /**
+   * @internal What moving this connection takes along, without taking it: the descriptor
+   * (-1 once the stream ended and Bun closed it), the queued messages, and the raw bytes of a
+   * frame that had only partly arrived.
+   */
+  unread(): { fd: number; messages: Uint8Array[]; partial: Uint8Array[] } {
+    return { fd: this.inbox.ended ? -1 : this.fd, messages: this.inbox.peek(), partial: this.decoder.pending() };
+  }
+
+  /** @internal This connection moved to another process: read nothing more, close; resolves once its writes are out. */
+  moveOut(): Promise<void> {
+    this.socket?.pause();
+    return this.shut();
+  }
+
+  /** @internal A connection that arrived from another process: its descriptor, and the bytes that came with it (read first). */
+  attach(fd: number, unread: Uint8Array): void {
+    this.fd = fd;
+    if (unread.byteLength > 0) this.decoder.push(unread);
+  }
+
+  /** JSON cannot carry a live connection: refuse, rather than send its fields. */
+  toJSON(): never {
+    throw new TypeError("a Connection can only be sent with the structured serializer");
   }
 
   // ---- helpers ----------------------------------------------------------------------

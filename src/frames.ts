@@ -57,6 +57,10 @@ class Assembly {
     this.parts = [];
     return body;
   }
+  /** The body bytes received so far (src/fdpass moves them with the connection). */
+  received(): Uint8Array[] {
+    return this.parts;
+  }
 }
 
 /** Chunks pushed while another decoder is reporting frames wait here (the table is shared). */
@@ -96,6 +100,19 @@ export class FrameDecoder {
   /** What the end of the stream means here: "clean" between messages, else "truncated". */
   eof(): "clean" | "truncated" {
     return codec.eofKind(this.state) === 0 ? "clean" : "truncated";
+  }
+
+  /**
+   * The raw bytes of a frame that has begun arriving but is not complete (none between
+   * frames): its header and the body so far. A connection passed to another process takes
+   * them along (src/fdpass).
+   */
+  pending(): Uint8Array[] {
+    if (this.state < 0 || this.failed) return [];
+    if (this.assembly !== null) return [frameHeader(this.assembly.length), ...this.assembly.received()];
+    // Header bytes gathered so far: state record +4 (count), +8 (the bytes); see assembly/codec.ts.
+    const have = u32[(this.state >>> 2) + 1]!;
+    return have === 0 ? [] : [u8.slice(this.state + 8, this.state + 8 + have)];
   }
 
   dispose(): void {

@@ -124,6 +124,20 @@ export class Inbox implements FrameSink {
     this.notify();
   }
 
+  // ---- for passing a connection to another process (src/fdpass) ----
+
+  /** The queued messages, oldest first, left in the queue. */
+  peek(): Uint8Array[] {
+    const bodies: Uint8Array[] = [];
+    for (let i = this.head; i < this.buffers.length; i++) bodies.push(this.buffers[i]!.subarray(this.starts[i]!, this.ends[i]!));
+    return bodies;
+  }
+
+  /** Whether the stream has ended (EOF or an error): nothing more will arrive. */
+  get ended(): boolean {
+    return this.end !== null;
+  }
+
   private serve(receiver: Receiver): void {
     if (this.head < this.buffers.length) {
       this.hand(receiver, this.shift());
