@@ -11,6 +11,7 @@ import { openDescriptor, type LinkedSocket, type SocketLink } from "./transport.
 import { closeFd, isOpen, readable as fdReadable } from "./libc.ts";
 import { resolveSerializer, type SerializerName } from "./serializers/index.ts";
 import type { Serializer } from "./serializer.ts";
+import { dumps, loads } from "./fdpass/transfer.ts";
 
 export interface ConnectionOptions<T = unknown> {
   /** How send()/recv() turn objects into bytes (default "structured"). */
@@ -90,7 +91,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
   send(obj: T): Promise<void> {
     try {
       this.checkWritable();
-      return this.sendFrame(this.serializer.dumps(obj));
+      return this.sendFrame(dumps(this.serializer, obj, this));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -123,12 +124,13 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
     const body = this.inbox.takeNow(Infinity);
     if (body !== undefined) {
       try {
-        return Promise.resolve(this.serializer.loads(body));
+        return Promise.resolve(loads(this.serializer, body));
       } catch (error) {
         return Promise.reject(error);
       }
     }
-    return this.receive(Infinity, (body, resolve) => resolve(this.serializer.loads(body)));
+    // loads() is a promise when the message brings connections; resolve() adopts it.
+    return this.receive(Infinity, (body, resolve) => resolve(loads(this.serializer, body) as T));
   }
 
   /** The next message's bytes. Longer than `maxlength`: OSError("bad message length"), and the connection stops being readable. */
