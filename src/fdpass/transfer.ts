@@ -12,21 +12,11 @@
 import { Connection } from "../connection.ts";
 import { OSError } from "../errors.ts";
 import type { Serializer } from "../serializer.ts";
-import { structured } from "../serializers/structured.ts";
+import { structured, type StructuredHooks } from "../serializers/structured.ts";
 import { close, dup, isUnixStream, supported } from "./ffi.ts";
 import { fetchDescriptor, REQUEST_SIZE, share, unshare, type Ticket } from "./sharer.ts";
 import { frameHeader } from "../frames.ts";
 import { closeFd, socketpair } from "../libc.ts";
-
-/** The structured codec's extension hooks (StructuredHooks in src/serializers/structured/hooks.ts). */
-interface Hooks {
-  replace?(obj: object): unknown;
-  revive?(value: unknown): unknown;
-}
-const codec = structured as unknown as {
-  dumps(value: unknown, hooks: Hooks): Uint8Array;
-  loads(bytes: Uint8Array, hooks: Hooks): unknown;
-};
 
 /** What a connection becomes inside a message. */
 interface Moved extends Ticket {
@@ -51,7 +41,7 @@ interface Outgoing {
 let carrier: Connection<unknown> | null = null;
 let outgoing: Outgoing[] | null = null;
 
-const sendHooks: Hooks = {
+const sendHooks: StructuredHooks = {
   replace(obj) {
     // The codec offers each object once per message (a second reference reuses the first).
     return obj instanceof Connection ? moveOut(obj as Connection<unknown>) : undefined;
@@ -69,7 +59,7 @@ export function dumps<T>(serializer: Serializer<T>, value: T, from: Connection<T
   let body: Uint8Array;
   let moving: Outgoing[] | null;
   try {
-    body = codec.dumps(value, sendHooks);
+    body = structured.dumps(value, sendHooks);
   } catch (error) {
     for (const o of (outgoing as Outgoing[] | null) ?? []) unshare(o.moved);
     throw error;
@@ -134,7 +124,7 @@ type Arriving = Array<{ conn: Connection<unknown>; fetch: Promise<void> }>;
 /** Connections the message being decoded brought (made by the first), each with its fetch. */
 let incoming: Arriving | null = null;
 
-const receiveHooks: Hooks = {
+const receiveHooks: StructuredHooks = {
   revive(value) {
     const moved = checkMoved(value);
     // Handed out now (the codec is synchronous); recv() resolves once the descriptor is in it.
@@ -183,7 +173,7 @@ export function loads<T>(serializer: Serializer<T>, body: Uint8Array): T | Promi
   let value: T;
   let arriving: Arriving | null;
   try {
-    value = codec.loads(body, receiveHooks) as T;
+    value = structured.loads(body, receiveHooks) as T;
   } catch (error) {
     discard((incoming as Arriving | null) ?? []);
     throw error;
