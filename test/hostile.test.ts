@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { EOFError, OSError, json, pickle, spawn, structured, type Serializer } from "../src/index.ts";
+import { Client, EOFError, Listener, OSError, json, pickle, spawn, structured, type Serializer } from "../src/index.ts";
 import { bun } from "./fixtures/run.ts";
 
 // ---- the raw peers ------------------------------------------------------------------------
@@ -281,3 +281,45 @@ describe("memory while the application does not read", () => {
   });
 });
 
+
+describe("messages that name things outside the stream", () => {
+  // BUG: the structured serializer revives a "connection record" (an EXTERNAL value, as
+  // src/fdpass/transfer.ts writes for a moved Connection) from any peer, on any connection, TCP
+  // included and without an authkey: recv() then connects to the unix socket path the record
+  // names and writes the record's 48 "request" bytes there, all chosen by the peer (e.g.
+  // "POST /containers/db/kill HTTP/1.0\r\n\r\n" to a Docker socket), and stays pending for up
+  // to 20 s. Expected: recv() contacts nothing a peer names (at least: no records over TCP, and
+  // a fetch only from the sharer of the process at the other end, checked before writing).
+  test.failing("a connection record from a TCP peer: recv() contacts no socket the peer names", async () => {
+    const victimPath = join(scratch, "victim.sock");
+    const contacts: string[] = [];
+    const victim = Bun.listen({
+      unix: victimPath,
+      socket: {
+        open: () => void contacts.push("connect"),
+        data(socket, chunk) {
+          contacts.push(Buffer.from(chunk).toString("latin1"));
+          socket.end();
+        },
+      },
+    });
+    class Marker {}
+    const request = new Uint8Array(48).fill(0x20);
+    request.set(new TextEncoder().encode("POST /containers/db/kill HTTP/1.0\r\n\r\n"));
+    const record = { mpconn: "Connection", version: 1, address: victimPath, request, unread: new Uint8Array(0), readable: true, writable: true };
+    const message = structured.dumps(new Marker(), { replace: () => record });
+    using listener = new Listener(["127.0.0.1", 0]);
+    const [attacker, server] = await Promise.all([Client(listener.address), listener.accept()]);
+    try {
+      await attacker.sendBytes(message);
+      const outcome = await Promise.race([server.recv().then(() => "a value", (e: Error) => e.message), Bun.sleep(1000).then(() => "pending")]);
+      await Bun.sleep(100);
+      console.log(`hostile.test: connection record over TCP → recv() ${outcome}; the named socket saw ${JSON.stringify(contacts)}`);
+      expect(contacts).toEqual([]);
+    } finally {
+      attacker.close();
+      server.close();
+      victim.stop(true);
+    }
+  });
+});
