@@ -158,6 +158,10 @@ describe("round trips like bun:jsc", () => {
     expect(dumps(empty).length).toBeLessThan(10);
     expect((ours(empty) as unknown[]).length).toBe(2 ** 32 - 1);
     agrees([undefined, null, [[[]]]]);
+    // Documented difference: named properties of a dense array are not carried.
+    const named = Object.assign([1, 2], { extra: "x" });
+    expect(ours(named)).toEqual([1, 2]);
+    expect(Object.keys(ours(named) as object)).toEqual(["0", "1"]);
   });
 
   test("Map, Set, Date, RegExp, boxed primitives", () => {

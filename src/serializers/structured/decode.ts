@@ -256,23 +256,8 @@ export class Decoder {
     switch (t & ~SHARED) {
       case OBJECT: v = this.object(at, shared); break;
       case ARRAY: v = this.array(at, shared); break;
-      case MAP: {
-        const m = new Map<unknown, unknown>();
-        if (shared) this.remember(at, m);
-        while (!this.atEnd()) {
-          const k = this.value();
-          m.set(k, this.value());
-        }
-        v = m;
-        break;
-      }
-      case SET: {
-        const s = new Set<unknown>();
-        if (shared) this.remember(at, s);
-        while (!this.atEnd()) s.add(this.value());
-        v = s;
-        break;
-      }
+      case MAP: v = this.map(at, shared); break;
+      case SET: v = this.set(at, shared); break;
       case DATE: v = new Date(this.f64()); break;
       case REGEXP: {
         const source = this.value();
@@ -317,6 +302,23 @@ export class Decoder {
     return v;
   }
 
+  private map(at: number, shared: boolean): Map<unknown, unknown> {
+    const m = new Map<unknown, unknown>();
+    if (shared) this.remember(at, m);
+    while (!this.atEnd()) {
+      const k = this.value();
+      m.set(k, this.value());
+    }
+    return m;
+  }
+
+  private set(at: number, shared: boolean): Set<unknown> {
+    const s = new Set<unknown>();
+    if (shared) this.remember(at, s);
+    while (!this.atEnd()) s.add(this.value());
+    return s;
+  }
+
   /** Whether the next byte is END (consumed if so). */
   private atEnd(): boolean {
     if (this.pos >= this.end) throw truncated();
@@ -352,9 +354,8 @@ export class Decoder {
   private array(at: number, shared: boolean): unknown[] {
     const n = this.varint();
     if (n > 0xffffffff) throw corrupt(`array length ${n}`);
-    // Every element takes at least a byte; a longer claimed length needs SPARSE.
-    const sparse = n > this.end - this.pos;
-    const a: unknown[] = sparse ? [] : new Array(n);
+    // Filled from [] (appending is fast in JSC; a claimed length allocates nothing).
+    const a: unknown[] = [];
     if (shared) this.remember(at, a);
     const buf = this.buf;
     for (let i = 0; i < n; i++) {
@@ -377,7 +378,7 @@ export class Decoder {
       }
       a[i] = this.value();
     }
-    if (sparse) a.length = n;
+    if (a.length !== n) a.length = n; // trailing holes, or SPARSE
     return a;
   }
 }
