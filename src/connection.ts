@@ -124,13 +124,13 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
     const body = this.inbox.takeNow(Infinity);
     if (body !== undefined) {
       try {
-        return Promise.resolve(loads(this.serializer, body));
+        return Promise.resolve(loads(this.serializer, body, this));
       } catch (error) {
         return Promise.reject(error);
       }
     }
     // loads() is a promise when the message brings connections; resolve() adopts it.
-    return this.receive(Infinity, (body, resolve) => resolve(loads(this.serializer, body) as T));
+    return this.receive(Infinity, (body, resolve) => resolve(loads(this.serializer, body, this) as T));
   }
 
   /** The next message's bytes. Longer than `maxlength`: OSError("bad message length"), and the connection stops being readable. */

@@ -26,8 +26,11 @@ const LARGE_FRAME = 1024;
 export interface FrameSink {
   /** A complete message body. */
   frame(body: Uint8Array): void;
-  /** The same, as bytes [start, end) of `buffer`: lets a sink defer making the view. */
-  frameAt?(buffer: Uint8Array, start: number, end: number): void;
+  /**
+   * Several whole messages at once: bodies at (base + table[2i], table[2i + 1]) of `buffer`.
+   * Lets a sink queue a chunk's messages as the codec's own table, making no view per message.
+   */
+  frames?(buffer: Uint8Array, base: number, table: Uint32Array): void;
   /** A frame of `length` bytes started arriving (its body is not complete yet). */
   begin(length: number): void;
   /** The stream carried a length no CPython sender writes; nothing after it can be trusted. */
@@ -76,7 +79,7 @@ export class FrameDecoder {
   private readonly lazy: boolean;
 
   constructor(private readonly sink: FrameSink) {
-    this.lazy = typeof sink.frameAt === "function";
+    this.lazy = typeof sink.frames === "function";
   }
 
   /** Decode one received chunk, reporting every frame it completes. */
@@ -145,18 +148,24 @@ export class FrameDecoder {
     const n = codec.decode(this.state, input, avail, total, table, TABLE_ENTRIES);
     const used = codec.consumed();
     const sink = this.sink;
-    let t32 = heap.u32;
-    let w = table >>> 2;
-    for (let i = 0; i < n; i++, w += 2) {
-      // A sink may grow wasm memory (by sending), which detaches old views.
-      if (t32.byteLength === 0) t32 = heap.u32;
-      const head = t32[w]!;
-      const length = t32[w + 1]!;
+    // Whole frames come first, usually all of them: hand those over as one copy of the
+    // table (a FRAME entry's first word is its offset), then take the rest one by one.
+    let i = 0;
+    const first = table >>> 2;
+    if (this.lazy) {
+      const t32 = heap.u32;
+      while (i < n && t32[first + 2 * i]! >>> 24 === FRAME) i++;
+      if (i > 0) sink.frames!(chunk, start, t32.slice(first, first + 2 * i));
+    }
+    for (; i < n; i++) {
+      // A sink may grow wasm memory (by sending), which detaches old views: read afresh.
+      const t32 = heap.u32;
+      const head = t32[first + 2 * i]!;
+      const length = t32[first + 2 * i + 1]!;
       const kind = head >>> 24;
       const offset = start + (head & 0xffffff);
       if (kind === FRAME) {
-        if (this.lazy) sink.frameAt!(chunk, offset, offset + length);
-        else sink.frame(chunk.subarray(offset, offset + length));
+        sink.frame(chunk.subarray(offset, offset + length));
       } else if (kind === BEGIN) {
         const declared = codec.declared(this.state);
         this.assembly = new Assembly(declared);

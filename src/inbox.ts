@@ -14,14 +14,29 @@ export interface Receiver {
 /** Above this many unread bytes the socket stops reading until the application catches up. */
 const PAUSE_AT = 16 << 20;
 const RESUME_AT = 4 << 20;
+/** What a queued message counts on top of its body, so that floods of empty frames pause too. */
+const MESSAGE_OVERHEAD = 32;
+
+/**
+ * Queued messages that lie in one received buffer: the codec's table of (offset, length)
+ * pairs, kept as it is. The view a receive returns is made only when it is taken, so
+ * queueing a message costs no allocation of its own.
+ */
+class Run {
+  constructor(
+    readonly buffer: Uint8Array,
+    readonly base: number,
+    readonly table: Uint32Array,
+    /** Index in `table` of the next message's offset. */
+    public next = 0,
+  ) {}
+}
 
 export class Inbox implements FrameSink {
-  // Queued messages as (buffer, start, end): the view a receive returns is made only when it
-  // is taken, so views do not pile up (and age in the GC) while messages wait.
-  private buffers: Uint8Array[] = [];
-  private starts: number[] = [];
-  private ends: number[] = [];
+  private runs: Array<Run | null> = [];
   private head = 0;
+  /** Messages queued. */
+  private queued = 0;
   private unread = 0;
   private receivers: Receiver[] = [];
   private watchers = new Set<() => void>();
@@ -40,7 +55,7 @@ export class Inbox implements FrameSink {
 
   /** Whether a receive would complete without waiting (a message, EOF or an error). */
   get ready(): boolean {
-    return this.head < this.buffers.length || this.end !== null;
+    return this.queued > 0 || this.end !== null;
   }
 
   frame(body: Uint8Array): void {
@@ -49,14 +64,23 @@ export class Inbox implements FrameSink {
 
   /** A message whose body is bytes [start, end) of `buffer`. */
   frameAt(buffer: Uint8Array, start: number, end: number): void {
-    if (this.receivers.length > 0 && this.head === this.buffers.length) {
-      this.hand(this.receivers.shift()!, buffer.subarray(start, end));
-      return;
+    this.frames(buffer, 0, Uint32Array.of(start, end - start));
+  }
+
+  /** Messages at (base + offset, length) pairs of `table` in `buffer`. */
+  frames(buffer: Uint8Array, base: number, table: Uint32Array): void {
+    let next = 0;
+    while (this.receivers.length > 0 && this.queued === 0 && next < table.length) {
+      const at = base + table[next]!;
+      this.hand(this.receivers.shift()!, buffer.subarray(at, at + table[next + 1]!));
+      next += 2;
     }
-    this.buffers.push(buffer);
-    this.starts.push(start);
-    this.ends.push(end);
-    this.unread += end - start;
+    if (next === table.length) return;
+    this.runs.push(new Run(buffer, base, table, next));
+    let bytes = 0;
+    for (let i = next + 1; i < table.length; i += 2) bytes += table[i]! + MESSAGE_OVERHEAD;
+    this.queued += (table.length - next) >>> 1;
+    this.unread += bytes;
     if (!this.paused && this.unread > PAUSE_AT) {
       this.paused = true;
       this.pause(true);
@@ -68,7 +92,7 @@ export class Inbox implements FrameSink {
     // Python reads the header, then refuses an over-long body before reading it: do the
     // same, so that a peer cannot make a bounded receive buffer an unbounded amount.
     const next = this.receivers[0];
-    if (next && this.head === this.buffers.length && length > next.maxlength) {
+    if (next && this.queued === 0 && length > next.maxlength) {
       this.receivers.shift();
       this.breakStream(next);
     }
@@ -94,9 +118,9 @@ export class Inbox implements FrameSink {
    * `maxlength`: the fast path of a receive, with no waiting receiver to allocate.
    */
   takeNow(maxlength: number): Uint8Array | undefined {
-    const head = this.head;
-    if (this.receivers.length > 0 || head === this.buffers.length) return undefined;
-    if (this.ends[head]! - this.starts[head]! > maxlength) return undefined;
+    if (this.receivers.length > 0 || this.queued === 0) return undefined;
+    const run = this.runs[this.head]!;
+    if (run.table[run.next + 1]! > maxlength) return undefined;
     return this.shift();
   }
 
@@ -117,10 +141,9 @@ export class Inbox implements FrameSink {
     const receivers = this.receivers;
     this.receivers = [];
     for (const r of receivers) r.fail(error);
-    this.buffers = [];
-    this.starts = [];
-    this.ends = [];
+    this.runs = [];
     this.head = 0;
+    this.queued = 0;
     this.notify();
   }
 
@@ -129,7 +152,13 @@ export class Inbox implements FrameSink {
   /** The queued messages, oldest first, left in the queue. */
   peek(): Uint8Array[] {
     const bodies: Uint8Array[] = [];
-    for (let i = this.head; i < this.buffers.length; i++) bodies.push(this.buffers[i]!.subarray(this.starts[i]!, this.ends[i]!));
+    for (let r = this.head; r < this.runs.length; r++) {
+      const run = this.runs[r]!;
+      for (let i = run.next; i < run.table.length; i += 2) {
+        const at = run.base + run.table[i]!;
+        bodies.push(run.buffer.subarray(at, at + run.table[i + 1]!));
+      }
+    }
     return bodies;
   }
 
@@ -139,7 +168,7 @@ export class Inbox implements FrameSink {
   }
 
   private serve(receiver: Receiver): void {
-    if (this.head < this.buffers.length) {
+    if (this.queued > 0) {
       this.hand(receiver, this.shift());
     } else if (this.end) {
       receiver.fail(this.end);
@@ -149,26 +178,28 @@ export class Inbox implements FrameSink {
   }
 
   private shift(): Uint8Array {
-    const head = this.head++;
-    const body = this.buffers[head]!.subarray(this.starts[head]!, this.ends[head]!);
-    this.buffers[head] = EMPTY;
-    if (this.head === this.buffers.length) {
-      this.buffers = [];
-      this.starts = [];
-      this.ends = [];
-      this.head = 0;
-    } else if (this.head > 4096 && this.head * 2 > this.buffers.length) {
-      this.buffers = this.buffers.slice(this.head);
-      this.starts = this.starts.slice(this.head);
-      this.ends = this.ends.slice(this.head);
-      this.head = 0;
+    const run = this.runs[this.head]!;
+    const i = run.next;
+    const at = run.base + run.table[i]!;
+    const length = run.table[i + 1]!;
+    run.next = i + 2;
+    if (run.next === run.table.length) {
+      this.runs[this.head++] = null;
+      if (this.head === this.runs.length) {
+        this.runs = [];
+        this.head = 0;
+      } else if (this.head > 1024 && this.head * 2 > this.runs.length) {
+        this.runs = this.runs.slice(this.head);
+        this.head = 0;
+      }
     }
-    this.unread -= body.byteLength;
+    this.queued--;
+    this.unread -= length + MESSAGE_OVERHEAD;
     if (this.paused && this.unread < RESUME_AT) {
       this.paused = false;
       this.pause(false);
     }
-    return body;
+    return run.buffer.subarray(at, at + length);
   }
 
   private hand(receiver: Receiver, body: Uint8Array): void {
@@ -189,4 +220,3 @@ export class Inbox implements FrameSink {
   }
 }
 
-const EMPTY = new Uint8Array(0);

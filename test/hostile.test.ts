@@ -269,12 +269,10 @@ describe("memory while the application does not read", () => {
     expect(growth).toBeLessThan(128 * MiB);
   });
 
-  // BUG: Inbox pauses reading on the unread *body* bytes only (PAUSE_AT = 16 MiB). Zero-length
-  // (or 1-byte) frames add 0 (or 1) to that count but each costs a Uint8Array view and an array
-  // slot (~85 B), so a peer sending 4-byte empty frames makes an idle receiver buffer without
-  // bound: 64 MiB of them grew RSS by ~1.4 GiB. Expected: per-message overhead counted, so the
-  // socket pauses and the peer is held back, as for 1 KiB frames above.
-  test.failing("unread empty frames (4 bytes each): memory stays bounded", async () => {
+  // Regression: the inbox once paused on unread *body* bytes only, so 4-byte empty frames
+  // (64 MiB of them) grew an idle receiver's RSS by ~1.4 GiB. Each queued message now counts a
+  // fixed overhead towards the pause threshold.
+  test("unread empty frames (4 bytes each): memory stays bounded", async () => {
     const { growth } = await flood("00000000", 16 * MiB);
     console.log(`hostile.test: 16 MiB of unread empty frames → peak RSS growth ${(growth / MiB).toFixed(0)} MiB`);
     expect(growth).toBeLessThan(128 * MiB);
@@ -283,14 +281,11 @@ describe("memory while the application does not read", () => {
 
 
 describe("messages that name things outside the stream", () => {
-  // BUG: the structured serializer revives a "connection record" (an EXTERNAL value, as
-  // src/fdpass/transfer.ts writes for a moved Connection) from any peer, on any connection, TCP
-  // included and without an authkey: recv() then connects to the unix socket path the record
-  // names and writes the record's 48 "request" bytes there, all chosen by the peer (e.g.
-  // "POST /containers/db/kill HTTP/1.0\r\n\r\n" to a Docker socket), and stays pending for up
-  // to 20 s. Expected: recv() contacts nothing a peer names (at least: no records over TCP, and
-  // a fetch only from the sharer of the process at the other end, checked before writing).
-  test.failing("a connection record from a TCP peer: recv() contacts no socket the peer names", async () => {
+  // Regression: a "connection record" (the EXTERNAL value src/fdpass/transfer.ts writes for a
+  // moved Connection) from any peer used to make recv() connect to the unix socket path it
+  // named and write 48 peer-chosen bytes there. Now records are refused unless they arrive over
+  // a unix socket, and a fetch writes nothing to a socket another user listens on.
+  test("a connection record from a TCP peer: recv() contacts no socket the peer names", async () => {
     const victimPath = join(scratch, "victim.sock");
     const contacts: string[] = [];
     const victim = Bun.listen({

@@ -188,6 +188,10 @@ export async function fetchDescriptor(ticket: Ticket, timeoutMs = FETCH_TIMEOUT_
     throw error;
   }
   try {
+    // The address came from the peer: write nothing to a socket another user listens on.
+    if (peerUid(socket) !== getuid()) {
+      throw new OSError(`refused to fetch a connection from ${ticket.address}: it is not a socket of this user`, "EACCES");
+    }
     sendAll(socket, ticket.request);
     delay = 0;
     while (true) {

@@ -123,10 +123,16 @@ type Arriving = Array<{ conn: Connection<unknown>; fetch: Promise<void> }>;
 
 /** Connections the message being decoded brought (made by the first), each with its fetch. */
 let incoming: Arriving | null = null;
+/** Whether the message being decoded came over a unix socket: only those may carry connections. */
+let overUnix = false;
 
 const receiveHooks: StructuredHooks = {
   revive(value) {
+    // Over TCP no sender can share a descriptor with us, so a connection record there is a
+    // peer trying to make us contact a local socket it names: refuse it.
+    if (!overUnix) throw new TypeError("a connection record arrived over a connection that is not a unix socket; refused");
     const moved = checkMoved(value);
+    if (!moved.address.startsWith("/")) throw new TypeError("the message holds a malformed connection record");
     // Handed out now (the codec is synchronous); recv() resolves once the descriptor is in it.
     const conn = new Connection<unknown>(-1, { readable: moved.readable, writable: moved.writable });
     const fetch = fetchDescriptor(moved).then((fd) => {
@@ -166,10 +172,12 @@ function checkMoved(value: unknown): Moved {
  * serializer.loads(body); when the message carries connections, a promise that resolves
  * once each one's descriptor has arrived (rejects, closing them all, if any cannot be had).
  */
-export function loads<T>(serializer: Serializer<T>, body: Uint8Array): T | Promise<T> {
+export function loads<T>(serializer: Serializer<T>, body: Uint8Array, carrier: Connection<T>): T | Promise<T> {
   if (serializer !== structured) return serializer.loads(body);
   const outer = incoming;
+  const outerUnix = overUnix;
   incoming = null;
+  overUnix = carrierIsUnix(carrier);
   let value: T;
   let arriving: Arriving | null;
   try {
@@ -180,6 +188,7 @@ export function loads<T>(serializer: Serializer<T>, body: Uint8Array): T | Promi
   } finally {
     arriving = incoming as Arriving | null; // (filled by revive)
     incoming = outer;
+    overUnix = outerUnix;
   }
   if (!arriving) return value;
   const all: Arriving = arriving;
@@ -189,6 +198,14 @@ export function loads<T>(serializer: Serializer<T>, body: Uint8Array): T | Promi
     for (const a of all) a.conn.close();
     throw failed.reason;
   });
+}
+
+function carrierIsUnix(carrier: Connection<unknown>): boolean {
+  try {
+    return isUnixStream(carrier.fileno());
+  } catch {
+    return false;
+  }
 }
 
 /** A message that failed to decode: close what its connections fetch. */
