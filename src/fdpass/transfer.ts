@@ -123,14 +123,14 @@ type Arriving = Array<{ conn: Connection<unknown>; fetch: Promise<void> }>;
 
 /** Connections the message being decoded brought (made by the first), each with its fetch. */
 let incoming: Arriving | null = null;
-/** Whether the message being decoded came over a unix socket: only those may carry connections. */
-let overUnix = false;
+/** The connection the message being decoded came over: only unix sockets may carry connections. */
+let carrierOf: Connection<unknown> | null = null;
 
 const receiveHooks: StructuredHooks = {
   revive(value) {
     // Over TCP no sender can share a descriptor with us, so a connection record there is a
     // peer trying to make us contact a local socket it names: refuse it.
-    if (!overUnix) throw new TypeError("a connection record arrived over a connection that is not a unix socket; refused");
+    if (!carrierOf || !carrierIsUnix(carrierOf)) throw new TypeError("a connection record arrived over a connection that is not a unix socket; refused");
     const moved = checkMoved(value);
     if (!moved.address.startsWith("/")) throw new TypeError("the message holds a malformed connection record");
     // Handed out now (the codec is synchronous); recv() resolves once the descriptor is in it.
@@ -175,9 +175,9 @@ function checkMoved(value: unknown): Moved {
 export function loads<T>(serializer: Serializer<T>, body: Uint8Array, carrier: Connection<T>): T | Promise<T> {
   if (serializer !== structured) return serializer.loads(body);
   const outer = incoming;
-  const outerUnix = overUnix;
+  const outerCarrier = carrierOf;
   incoming = null;
-  overUnix = carrierIsUnix(carrier);
+  carrierOf = carrier as Connection<unknown>;
   let value: T;
   let arriving: Arriving | null;
   try {
@@ -188,7 +188,7 @@ export function loads<T>(serializer: Serializer<T>, body: Uint8Array, carrier: C
   } finally {
     arriving = incoming as Arriving | null; // (filled by revive)
     incoming = outer;
-    overUnix = outerUnix;
+    carrierOf = outerCarrier;
   }
   if (!arriving) return value;
   const all: Arriving = arriving;
