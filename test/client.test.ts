@@ -2,10 +2,12 @@
 // peers that stall, vanish or send oversized frames (CPython's OtherTest at socket level),
 // TLS with a certificate made here, and live CPython Listener/Client peers.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuthenticationError, Client, Listener, OSError, type Address, type Connection } from "../src/index.ts";
+import { rejection } from "./fixtures/assert.ts";
+import { pyenvPythons } from "./fixtures/python.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -16,16 +18,6 @@ afterAll(() => {
   for (const child of children) child.kill();
   rmSync(scratch, { recursive: true, force: true });
 });
-
-/** The error a promise rejects with (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a rejection");
-}
 
 /** A connected, authenticated pair through `listener`. */
 async function pair(listener: Listener, key: string | Uint8Array): Promise<[Connection, Connection]> {
@@ -246,16 +238,6 @@ function makeCertificate(dir: string): boolean {
 
 // ---------------------------------------------------------------- live CPython peers
 
-/** Installed CPython 3.11+ interpreters (pyenv layout). */
-function cpythons(): string[] {
-  const root = join(homedir(), ".pyenv", "versions");
-  if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .filter((v) => /^3\.1[1-9]/.test(v))
-    .map((v) => join(root, v, "bin", "python3"))
-    .filter((p) => existsSync(p));
-}
-
 // argv: mode ("listen" | "connect"), key (hex, "" for b""), address (JSON, connect only).
 // listen: a unix Listener; prints its address, accepts, answers b"pong:" + the first message,
 // sends b"x" * 100000, prints the next message. connect: sends a greeting, prints the reply.
@@ -316,7 +298,7 @@ function python(interpreter: string, args: string[]) {
 const hex = (s: string) => Buffer.from(s).toString("hex");
 
 describe("live CPython peers (bytes messages)", () => {
-  const interpreters = cpythons();
+  const interpreters = pyenvPythons();
   if (interpreters.length === 0) {
     console.log("client.test: no CPython 3.11+ under ~/.pyenv/versions; skipping the live CPython peers");
   }

@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { BufferTooShort, Connection, EOFError, OSError, Pipe, spawn } from "../src/index.ts";
 import { closeFd, socketpair, writeAllBlocking } from "../src/libc.ts";
+import { rejection } from "./fixtures/assert.ts";
 import { bun, fixture } from "./fixtures/run.ts";
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -16,15 +17,6 @@ function rawPeer(): { conn: Connection; write(hex: string | Uint8Array): void; c
     write: (data) => void writeAllBlocking(theirs, typeof data === "string" ? Buffer.from(data.replace(/\s/g, ""), "hex") : data),
     close: () => closeFd(theirs),
   };
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe("_TestConnection", () => {

@@ -8,6 +8,7 @@ import { dup, dupTo, close } from "../src/fdpass/ffi.ts";
 import { fetchDescriptor, pendingShares, share, REQUEST_SIZE } from "../src/fdpass/sharer.ts";
 import { socketpair, writeAllBlocking, closeFd } from "../src/libc.ts";
 import { frameHeader } from "../src/frames.ts";
+import { rejection } from "./fixtures/assert.ts";
 import { bun, fixture } from "./fixtures/run.ts";
 
 const linux = process.platform === "linux";
@@ -25,15 +26,6 @@ afterAll(async () => {
 async function ask(op: string, conn: Connection, extra: Record<string, unknown> = {}): Promise<any> {
   await worker.conn.send({ op, conn, ...extra });
   return worker.conn.recv();
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a rejection");
 }
 
 const openDescriptors = (): number => readdirSync("/proc/self/fd").length;

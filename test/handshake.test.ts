@@ -4,9 +4,6 @@
 
 import { describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { existsSync, readdirSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { AuthenticationError, EOFError, OSError } from "../src/errors";
 import {
   answerChallenge,
@@ -19,6 +16,7 @@ import {
   toAuthkey,
   verifyChallenge,
 } from "../src/handshake";
+import { pyenvPythons } from "./fixtures/python.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -495,16 +493,6 @@ test("pyBytesRepr matches Python's repr(bytes)", () => {
 
 // ---------------------------------------------------------------- live CPython cross-check
 
-/** Installed CPython 3.11+ interpreters (pyenv layout). */
-function cpythons(): string[] {
-  const root = join(homedir(), ".pyenv", "versions");
-  if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .filter((v) => /^3\.1[1-9]/.test(v))
-    .map((v) => join(root, v, "bin", "python3"))
-    .filter((p) => existsSync(p));
-}
-
 // For each "key:message:response" (hex) argument, prints the reply CPython's client would send to
 // `message` and CPython's server verdict on `response`. 3.11 has no helpers: its client answers any
 // body with raw HMAC-MD5, and its server compares a raw MD5 with ==.
@@ -539,7 +527,7 @@ function ours(fn: () => Uint8Array | void): string {
 }
 
 describe("live CPython cross-check of createResponse / verifyChallenge", () => {
-  const interpreters = cpythons();
+  const interpreters = pyenvPythons();
   if (interpreters.length === 0) {
     console.log("handshake.test: no CPython 3.11+ under ~/.pyenv/versions; skipping the live cross-check");
     test.skip("live CPython cross-check (no interpreter found)", () => {});

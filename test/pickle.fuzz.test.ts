@@ -7,6 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { pickle, UnpicklingError } from "../src/serializers/pickle/index.ts";
+import { same } from "./fixtures/assert.ts";
 
 const SEED = 0x5eed;
 
@@ -88,43 +89,6 @@ function expected(v: unknown, seen = new Map<object, unknown>()): unknown {
   seen.set(v, out);
   for (const [k, x] of entries) out.set(expected(k, seen), expected(x, seen));
   return out;
-}
-
-/** Strict structural equality (types, -0, NaN, Map order, prototypes), cycles allowed. */
-function same(a: unknown, b: unknown, seen = new Map<object, object>()): boolean {
-  if (typeof a !== typeof b) return false;
-  if (typeof a !== "object" || a === null || b === null) return Object.is(a, b);
-  const x = a as object;
-  const y = b as object;
-  if (seen.get(x) === y) return true;
-  seen.set(x, y);
-  if (Object.getPrototypeOf(x) !== Object.getPrototypeOf(y)) return false;
-  if (x instanceof Uint8Array) return Buffer.from(x).equals(Buffer.from(y as Uint8Array));
-  if (Array.isArray(x)) {
-    const ya = y as unknown[];
-    return x.length === ya.length && x.every((v, i) => same(v, ya[i], seen));
-  }
-  if (x instanceof Map) {
-    const xm = [...x];
-    const ym = [...(y as Map<unknown, unknown>)];
-    return xm.length === ym.length && xm.every(([k, v], i) => same(k, ym[i]![0], seen) && same(v, ym[i]![1], seen));
-  }
-  if (x instanceof Set) {
-    const xs = [...x];
-    const ys = [...(y as Set<unknown>)];
-    const used = new Set<number>();
-    return (
-      xs.length === ys.length &&
-      xs.every((v) => {
-        const i = ys.findIndex((w, j) => !used.has(j) && same(v, w, new Map(seen)));
-        if (i >= 0) used.add(i);
-        return i >= 0;
-      })
-    );
-  }
-  const xk = Object.keys(x);
-  const yk = Object.keys(y);
-  return xk.length === yk.length && xk.every((k) => Object.hasOwn(y, k) && same((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], seen));
 }
 
 const protocol = fc.constantFrom(2 as const, 3 as const, 4 as const, 5 as const);

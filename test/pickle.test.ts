@@ -3,10 +3,9 @@
 // (allow-list, refused opcodes, limits), and live round trips with every CPython ≥ 3.11
 // found under ~/.pyenv.
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { DEFAULT_MAX_DEPTH, PicklingError, pickle, UnpicklingError } from "../src/serializers/pickle/index.ts";
+import { same } from "./fixtures/assert.ts";
+import { pyenvPythons } from "./fixtures/python.ts";
 
 // ---- helpers ---------------------------------------------------------------------------
 
@@ -19,45 +18,6 @@ const cat = (...parts: (Uint8Array | string | number[])[]): Uint8Array =>
   );
 const u32 = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
 const u64 = (n: number): number[] => [...u32(n % 2 ** 32), ...u32(Math.floor(n / 2 ** 32))];
-
-/**
- * Strict structural equality: same JS types (number vs bigint, -0 vs 0, NaN equal), Map
- * entry order, Uint8Array class, plain-object prototype; cycles allowed.
- */
-function same(a: unknown, b: unknown, seen = new Map<object, object>()): boolean {
-  if (typeof a !== typeof b) return false;
-  if (typeof a !== "object" || a === null || b === null) return Object.is(a, b);
-  const x = a as object;
-  const y = b as object;
-  if (seen.get(x) === y) return true;
-  seen.set(x, y);
-  if (Object.getPrototypeOf(x) !== Object.getPrototypeOf(y)) return false;
-  if (x instanceof Uint8Array) return Buffer.from(x).equals(Buffer.from(y as Uint8Array));
-  if (Array.isArray(x)) {
-    const ya = y as unknown[];
-    return x.length === ya.length && x.every((v, i) => same(v, ya[i], seen));
-  }
-  if (x instanceof Map) {
-    const ym = [...(y as Map<unknown, unknown>)];
-    const xm = [...x];
-    return xm.length === ym.length && xm.every(([k, v], i) => same(k, ym[i]![0], seen) && same(v, ym[i]![1], seen));
-  }
-  if (x instanceof Set) {
-    const ys = [...(y as Set<unknown>)];
-    const xs = [...x];
-    if (xs.length !== ys.length) return false;
-    const used = new Set<number>();
-    return xs.every((v) => {
-      const i = ys.findIndex((w, j) => !used.has(j) && same(v, w, new Map(seen)));
-      if (i >= 0) used.add(i);
-      return i >= 0;
-    });
-  }
-  const xk = Object.keys(x);
-  const yk = Object.keys(y);
-  const yo = y as Record<string, unknown>;
-  return xk.length === yk.length && xk.every((k) => Object.hasOwn(y, k) && same((x as Record<string, unknown>)[k], yo[k], seen));
-}
 
 function expectSame(actual: unknown, expected: unknown): void {
   if (!same(actual, expected)) {
@@ -672,17 +632,6 @@ describe("dumps", () => {
 
 // ---- live CPython ----------------------------------------------------------------------
 
-/** Interpreters `~/.pyenv/versions/3.1[1-9]*\/bin/python3`. */
-function findPythons(): string[] {
-  const root = join(homedir(), ".pyenv", "versions");
-  if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .filter((v) => /^3\.1[1-9]/.test(v))
-    .map((v) => join(root, v, "bin", "python3"))
-    .filter((p) => existsSync(p))
-    .sort();
-}
-
 interface LiveCase {
   name: string;
   /** Python expression of the value. */
@@ -841,7 +790,7 @@ def same(a, b, seen=None):
 `;
 
 describe("live CPython", () => {
-  const pythons = findPythons();
+  const pythons = pyenvPythons();
   if (pythons.length === 0) {
     console.log("pickle live tests skipped: no ~/.pyenv/versions/3.1[1-9]*/bin/python3 found");
     test.skip("no CPython ≥ 3.11 found under ~/.pyenv/versions", () => {});

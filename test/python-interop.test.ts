@@ -8,8 +8,8 @@
 // multiprocessing.connection and checks what it receives with a strict comparison (types,
 // -0.0, NaN, dict order, and sharing) against Python expressions sent by this file.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   AuthenticationError,
@@ -20,6 +20,8 @@ import {
   type Address,
   type Connection,
 } from "../src/index.ts";
+import { rejection } from "./fixtures/assert.ts";
+import { PYENV_VERSIONS, pyenvPythons } from "./fixtures/python.ts";
 
 const PEER = join(import.meta.dir, "fixtures", "python", "peer.py");
 const EXAMPLES = join(import.meta.dir, "..", "examples", "python");
@@ -63,14 +65,10 @@ function probe(command: string, from: string): Interpreter | null {
 function findInterpreters(): { found: Interpreter[]; notes: string[] } {
   const notes: string[] = [];
   const candidates: Array<[string, string]> = [];
-  const pyenv = join(homedir(), ".pyenv", "versions");
-  if (existsSync(pyenv)) {
-    for (const v of readdirSync(pyenv).filter((v) => /^3\.1[1-9]/.test(v)).sort()) {
-      const p = join(pyenv, v, "bin", "python3");
-      if (existsSync(p)) candidates.push([p, "pyenv"]);
-    }
+  if (existsSync(PYENV_VERSIONS)) {
+    for (const p of pyenvPythons()) candidates.push([p, "pyenv"]);
   } else {
-    notes.push(`no ${pyenv}`);
+    notes.push(`no ${PYENV_VERSIONS}`);
   }
   const onPath = Bun.which("python3");
   if (onPath) candidates.push([onPath, "PATH"]);
@@ -122,16 +120,6 @@ function pattern(n: number, start = 0): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(n);
   for (let i = 0, v = start % 251; i < n; i++, v = v === 250 ? 0 : v + 1) out[i] = v;
   return out;
-}
-
-/** The error a promise rejects with (throws if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a rejection");
 }
 
 /**
