@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "../src/index.ts";
+import { peakRssGrowth } from "./fixtures/memory.ts";
 import { bun } from "./fixtures/run.ts";
 
 const MiB = 1 << 20;
@@ -43,21 +44,6 @@ function sleeper(sleepMs: number, messages: number) {
   const spawned = spawn<{ hash: string; bytes: number; messages: number }>([bun, SLEEPER, String(sleepMs), String(messages)]);
   children.push(spawned.process);
   return spawned;
-}
-
-/** Peak RSS growth while `work` runs (sampled every 10 ms), and its result. */
-async function peakRssGrowth<R>(work: () => Promise<R>): Promise<{ result: R; growth: number }> {
-  Bun.gc(true);
-  const before = process.memoryUsage().rss;
-  let peak = before;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
-  try {
-    const result = await work();
-    peak = Math.max(peak, process.memoryUsage().rss);
-    return { result, growth: peak - before };
-  } finally {
-    clearInterval(sampler);
-  }
 }
 
 /** A piece of pseudo-random bytes; each send stamps its index into the first 4 (the buffer is reused). */

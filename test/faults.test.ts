@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Client, EOFError, OSError, spawn, wait, type Connection } from "../src/index.ts";
+import { rejection } from "./fixtures/assert.ts";
 import { bun } from "./fixtures/run.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "mpconn-faults-"));
@@ -46,15 +47,6 @@ function lines(stream: ReadableStream<Uint8Array>): () => Promise<string> {
     buffered = buffered.slice(at + 1);
     return line;
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a rejection");
 }
 
 /** `promise`, or a failure after `seconds`. */

@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { FrameBatch, FrameDecoder, frameHeader, type FrameSink } from "../src/frames.ts";
 import { heap } from "../src/wasm.ts";
-import { encodeFrames, ReferenceDecoder } from "./reference-framer.ts";
+import { encodeFrames, headerStarts, ReferenceDecoder } from "./reference-framer.ts";
 
 // ---- helpers ---------------------------------------------------------------------------
 
@@ -517,14 +517,3 @@ describe("properties", () => {
     );
   }, 10_000);
 });
-
-/** Offsets of each frame's header in the encoding of `frames`. */
-function headerStarts(frames: readonly Frame[]): number[] {
-  const starts: number[] = [];
-  let at = 0;
-  for (const f of frames) {
-    starts.push(at);
-    at += (f.long ? 12 : 4) + f.size;
-  }
-  return starts;
-}

@@ -15,7 +15,7 @@ import { writeSync } from "node:fs";
 import fc from "fast-check";
 import { Connection, EOFError, OSError, Pipe, json, pickle, structured, type Serializer } from "../src/index.ts";
 import { closeFd, setBlocking, socketpair } from "../src/libc.ts";
-import { encodeFrames, ReferenceDecoder } from "./reference-framer.ts";
+import { encodeFrames, headerStarts, ReferenceDecoder } from "./reference-framer.ts";
 
 // ---- helpers ------------------------------------------------------------------------------
 
@@ -252,16 +252,6 @@ function mutate(stream: Uint8Array, starts: number[], mutations: Mutation[]): Ui
     }
   }
   return out;
-}
-
-function headerStarts(frames: ReadonlyArray<{ size: number; long: boolean }>): number[] {
-  const starts: number[] = [];
-  let at = 0;
-  for (const f of frames) {
-    starts.push(at);
-    at += (f.long ? 12 : 4) + f.size;
-  }
-  return starts;
 }
 
 /** Small frames only (mutations copy the stream byte by byte). */

@@ -3,10 +3,13 @@
 // write operations on the socket mpconn's spawn() gave it, then exits (or SIGKILLs itself),
 // and mpconn must report each stream as cpython-connection.md §1 says, with bounded memory.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, EOFError, Listener, OSError, json, pickle, spawn, structured, type Serializer } from "../src/index.ts";
+import { rejection } from "./fixtures/assert.ts";
+import { peakRssGrowth } from "./fixtures/memory.ts";
+import { pyenvPythons } from "./fixtures/python.ts";
 import { bun } from "./fixtures/run.ts";
 
 // ---- the raw peers ------------------------------------------------------------------------
@@ -79,14 +82,7 @@ afterAll(() => {
 });
 
 /** CPython 3.12 from pyenv, if installed. */
-function python312(): string | null {
-  const root = join(homedir(), ".pyenv", "versions");
-  if (!existsSync(root)) return null;
-  const version = readdirSync(root).find((v) => /^3\.12/.test(v) && existsSync(join(root, v, "bin", "python3")));
-  return version ? join(root, version, "bin", "python3") : null;
-}
-
-const py = python312();
+const py = pyenvPythons(/^3\.12/)[0];
 if (!py) console.log("hostile.test: no CPython 3.12 under ~/.pyenv/versions; only the Bun raw peer runs");
 
 const peers: Array<[string, (ops: Op[]) => string[]]> = [["bun", (ops) => [bun, bunPeerPath, JSON.stringify(ops)]]];
@@ -99,15 +95,6 @@ function peer<T = unknown>(command: string[], serializer?: "structured" | "json"
   return spawned;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a rejection");
-}
-
 const frame = (body: Uint8Array | string): string => {
   const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
   const header = Buffer.alloc(4);
@@ -115,21 +102,6 @@ const frame = (body: Uint8Array | string): string => {
   return header.toString("hex") + Buffer.from(bytes).toString("hex");
 };
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
-
-/** Largest RSS seen while `work` runs, minus the RSS before it (sampled every 10 ms). */
-async function peakRssGrowth<R>(work: () => Promise<R>): Promise<{ result: R; growth: number }> {
-  Bun.gc(true);
-  const before = process.memoryUsage().rss;
-  let peak = before;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
-  try {
-    const result = await work();
-    peak = Math.max(peak, process.memoryUsage().rss);
-    return { result, growth: peak - before };
-  } finally {
-    clearInterval(sampler);
-  }
-}
 
 const MiB = 1 << 20;
 

@@ -33,6 +33,20 @@ export function encodeFrames(bodies: readonly Uint8Array[], options: EncodeOptio
   return out;
 }
 
+/**
+ * Offsets of each frame's header in what encodeFrames writes for frames of these body sizes,
+ * `long` being its option for that frame (12-byte header rather than 4).
+ */
+export function headerStarts(frames: ReadonlyArray<{ size: number; long: boolean }>): number[] {
+  const starts: number[] = [];
+  let at = 0;
+  for (const f of frames) {
+    starts.push(at);
+    at += (f.long ? 12 : 4) + f.size;
+  }
+  return starts;
+}
+
 /** What one push() found: complete bodies, and the bad length if the stream just broke. */
 export interface DecodeResult {
   bodies: Uint8Array[];
