@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuthenticationError, Client, Listener, OSError, type Address, type Connection } from "../src/index.ts";
 import { rejection } from "./fixtures/assert.ts";
+import { lineReader } from "./fixtures/lines.ts";
 import { pyenvPythons } from "./fixtures/python.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -272,21 +273,9 @@ except EOFError:
 function python(interpreter: string, args: string[]) {
   const child = Bun.spawn([interpreter, "-c", PY_PEER, ...args], { stdout: "pipe", stderr: "pipe" });
   children.push(child);
-  const reader = child.stdout.getReader();
-  let buffered = "";
   return {
     child,
-    async line(): Promise<string> {
-      while (!buffered.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) return buffered;
-        buffered += new TextDecoder().decode(value);
-      }
-      const at = buffered.indexOf("\n");
-      const line = buffered.slice(0, at);
-      buffered = buffered.slice(at + 1);
-      return line;
-    },
+    line: lineReader(child.stdout),
     async finish(): Promise<number> {
       const code = await child.exited;
       if (code !== 0 && code !== 3) console.log(await new Response(child.stderr).text());

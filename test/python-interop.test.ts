@@ -21,6 +21,7 @@ import {
   type Connection,
 } from "../src/index.ts";
 import { rejection } from "./fixtures/assert.ts";
+import { lineReader } from "./fixtures/lines.ts";
 import { PYENV_VERSIONS, pyenvPythons } from "./fixtures/python.ts";
 
 const PEER = join(import.meta.dir, "fixtures", "python", "peer.py");
@@ -478,25 +479,9 @@ function python(interpreter: Interpreter, args: string[]) {
 }
 
 function lines(child: Bun.Subprocess<"ignore" | "pipe" | "inherit", "pipe", "pipe">) {
-  const reader = child.stdout.getReader();
-  let buffered = "";
   return {
     child,
-    async line(): Promise<string> {
-      while (!buffered.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) {
-          const rest = buffered;
-          buffered = "";
-          return rest;
-        }
-        buffered += new TextDecoder().decode(value);
-      }
-      const at = buffered.indexOf("\n");
-      const line = buffered.slice(0, at);
-      buffered = buffered.slice(at + 1);
-      return line;
-    },
+    line: lineReader(child.stdout),
     stderr: once(() => new Response(child.stderr).text()),
   };
 }
