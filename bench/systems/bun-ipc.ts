@@ -8,12 +8,12 @@ import {
   emitChild,
   emitResult,
   item,
-  latency,
-  now,
   payload,
   phases,
   readArgs,
   roundTrips,
+  timeRoundTrips,
+  timeStream,
   type Rep,
   type Spec,
 } from "./common.ts";
@@ -53,29 +53,20 @@ async function parent(spec: Spec): Promise<void> {
   const objects = spec.workload === "objstream" || spec.workload === "objpingpong";
   const msg = objects ? null : message(spec.size);
   const obj = item(0);
-  const reps: Rep[] = [];
+  let reps: Rep[];
   if (spec.workload === "pingpong" || spec.workload === "objpingpong") {
-    for (const [p, n] of [spec.warmup, ...Array<number>(spec.reps).fill(spec.count)].entries()) {
-      if (p === 1) meter.mark();
-      const samples = new Array<number>(n);
-      for (let i = 0; i < n; i++) {
-        const t0 = now();
-        if (objects) {
-          obj.id = i;
-          proc.send(obj);
-          checkItem(await recv());
-        } else {
-          proc.send(msg);
-          await recv();
-        }
-        samples[i] = now() - t0;
+    reps = await timeRoundTrips(spec, meter, async (i) => {
+      if (objects) {
+        obj.id = i;
+        proc.send(obj);
+        checkItem(await recv());
+      } else {
+        proc.send(msg);
+        await recv();
       }
-      if (p > 0) reps.push(latency(samples));
-    }
+    });
   } else {
-    for (const [p, n] of phases(spec).entries()) {
-      if (p === 1) meter.mark();
-      const t0 = now();
+    reps = await timeStream(spec, meter, async (n) => {
       for (let i = 0; i < n; i++) {
         if (objects) {
           obj.id = i;
@@ -83,8 +74,7 @@ async function parent(spec: Spec): Promise<void> {
         } else proc.send(msg);
       }
       await recv();
-      if (p > 0) reps.push((now() - t0) / 1000);
-    }
+    });
   }
   proc.disconnect();
   const code = await proc.exited;

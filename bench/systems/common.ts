@@ -139,3 +139,40 @@ export function latency(samplesMs: number[]): { median: number; p99: number } {
   const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 1000;
   return { median: at(0.5), p99: at(0.99) };
 }
+
+// ---- the parent's timed phases ----
+
+/**
+ * A ping-pong parent's phases: `roundTrip(i)` sends message i and waits for its echo, timed one
+ * by one. The meter is marked as the first measured phase begins; the warm-up gives no Rep.
+ */
+export async function timeRoundTrips(spec: Spec, meter: MemoryMeter, roundTrip: (i: number) => Promise<unknown>): Promise<Rep[]> {
+  const reps: Rep[] = [];
+  for (const [p, n] of phases(spec).entries()) {
+    if (p === 1) meter.mark();
+    const samples = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const t0 = now();
+      await roundTrip(i);
+      samples[i] = now() - t0;
+    }
+    if (p > 0) reps.push(latency(samples));
+  }
+  return reps;
+}
+
+/**
+ * A stream parent's phases: `phase(n)` sends n messages and waits for the child's acknowledgement,
+ * timed as a whole (seconds). The meter is marked as the first measured phase begins; the
+ * warm-up gives no Rep.
+ */
+export async function timeStream(spec: Spec, meter: MemoryMeter, phase: (n: number) => Promise<unknown>): Promise<Rep[]> {
+  const reps: Rep[] = [];
+  for (const [p, n] of phases(spec).entries()) {
+    if (p === 1) meter.mark();
+    const t0 = now();
+    await phase(n);
+    if (p > 0) reps.push((now() - t0) / 1000);
+  }
+  return reps;
+}

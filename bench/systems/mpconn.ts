@@ -9,12 +9,12 @@ import {
   emitChild,
   emitResult,
   item,
-  latency,
-  now,
   payload,
   phases,
   readArgs,
   roundTrips,
+  timeRoundTrips,
+  timeStream,
   type Rep,
   type Spec,
 } from "./common.ts";
@@ -39,35 +39,26 @@ async function parent(spec: Spec): Promise<void> {
     stdout: "inherit",
     stderr: "inherit",
   });
-  const reps: Rep[] = [];
+  let reps: Rep[];
   if (spec.workload === "pingpong" || spec.workload === "objpingpong") {
     const objects = spec.workload === "objpingpong";
     const msg = payload(spec.size);
     const obj = item(0);
-    for (const [p, n] of [spec.warmup, ...Array<number>(spec.reps).fill(spec.count)].entries()) {
-      if (p === 1) meter.mark();
-      const samples = new Array<number>(n);
-      for (let i = 0; i < n; i++) {
-        const t0 = now();
-        if (objects) {
-          obj.id = i;
-          await conn.send(obj);
-          checkItem(await conn.recv());
-        } else {
-          await conn.sendBytes(msg);
-          await conn.recvBytes();
-        }
-        samples[i] = now() - t0;
+    reps = await timeRoundTrips(spec, meter, async (i) => {
+      if (objects) {
+        obj.id = i;
+        await conn.send(obj);
+        checkItem(await conn.recv());
+      } else {
+        await conn.sendBytes(msg);
+        await conn.recvBytes();
       }
-      if (p > 0) reps.push(latency(samples));
-    }
+    });
   } else {
     const objects = spec.workload === "objstream";
     const msg = payload(spec.size);
     const obj = item(0);
-    for (const [p, n] of phases(spec).entries()) {
-      if (p === 1) meter.mark();
-      const t0 = now();
+    reps = await timeStream(spec, meter, async (n) => {
       if (objects) {
         for (let i = 0; i < n; i++) {
           obj.id = i;
@@ -78,8 +69,7 @@ async function parent(spec: Spec): Promise<void> {
         for (let i = 0; i < n; i++) await conn.sendBytes(msg);
         await conn.recvBytes();
       }
-      if (p > 0) reps.push((now() - t0) / 1000);
-    }
+    });
   }
   conn.close();
   const code = await proc.exited;

@@ -8,12 +8,12 @@ import {
   MemoryMeter,
   emitChild,
   emitResult,
-  latency,
-  now,
   payload,
   phases,
   readArgs,
   roundTrips,
+  timeRoundTrips,
+  timeStream,
   type Rep,
   type Spec,
 } from "./common.ts";
@@ -191,32 +191,22 @@ async function parent(spec: Spec): Promise<void> {
   });
   const ch = await RawChannel.open(proc.stdio[3] as unknown as number);
   const msg = payload(spec.size);
-  const reps: Rep[] = [];
+  let reps: Rep[];
   if (spec.workload === "pingpong") {
-    for (const [p, n] of [spec.warmup, ...Array<number>(spec.reps).fill(spec.count)].entries()) {
-      if (p === 1) meter.mark();
-      const samples = new Array<number>(n);
-      for (let i = 0; i < n; i++) {
-        const t0 = now();
-        ch.send(msg);
-        ch.flush();
-        await ch.recv();
-        samples[i] = now() - t0;
-      }
-      if (p > 0) reps.push(latency(samples));
-    }
+    reps = await timeRoundTrips(spec, meter, () => {
+      ch.send(msg);
+      ch.flush();
+      return ch.recv();
+    });
   } else if (spec.workload === "stream" || spec.workload === "rss") {
-    for (const [p, n] of phases(spec).entries()) {
-      if (p === 1) meter.mark();
-      const t0 = now();
+    reps = await timeStream(spec, meter, async (n) => {
       for (let i = 0; i < n; i++) {
         ch.send(msg);
         if (ch.blocked) await ch.drained();
       }
       ch.flush();
       await ch.recv();
-      if (p > 0) reps.push((now() - t0) / 1000);
-    }
+    });
   } else throw new Error(`raw: no ${spec.workload} workload (bytes only)`);
   await ch.drained();
   ch.end();
