@@ -15,10 +15,15 @@ export interface ByteSink {
 /** send() resolves at once while fewer bytes than this wait to be written. */
 export const HIGH_WATER_MARK = 4 << 20;
 /**
- * Batches the kernel refused keep their wasm block (no copy) up to this many per
- * connection; beyond it they are copied out, because wasm memory never shrinks.
+ * Batches the kernel refused keep their wasm block (no copy) up to this many in the whole
+ * process; beyond it they are copied out, because wasm memory never shrinks and many
+ * stalled peers must not exhaust it.
  */
-const MAX_QUEUED_BLOCKS = 32;
+const MAX_QUEUED_BLOCKS = 256;
+let queuedBlocks = 0;
+/** At exit, how long to wait in all for peers that stopped reading, and for each one at most. */
+const EXIT_BUDGET_MS = 30_000;
+const EXIT_STALL_MS = 5_000;
 
 export const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -67,14 +72,14 @@ class Pending {
 /** Outboxes holding bytes a resolved send() promised to deliver; flushed at process exit. */
 const unsent = new Set<Outbox>();
 process.on("exit", () => {
-  for (const outbox of unsent) outbox.flushBlocking();
+  const deadline = Date.now() + EXIT_BUDGET_MS;
+  for (const outbox of unsent) outbox.flushBlocking(deadline);
 });
 
 export class Outbox {
   private readonly batch = new FrameBatch();
   private queue: Pending[] = [];
   private queued = 0;
-  private queuedBlocks = 0;
   private scheduled = false;
   private waiters: Array<{ resolve(): void; reject(error: Error): void }> = [];
   private idle: (() => void) | null = null;
@@ -158,10 +163,13 @@ export class Outbox {
   /** The socket is gone: fail what waits, and every later send. */
   fail(error: Error): void {
     if (!this.error) this.error = error;
-    for (const p of this.queue) if (p.block >= 0) sendBlocks.give(p.block);
+    for (const p of this.queue) {
+      if (p.block < 0) continue;
+      sendBlocks.give(p.block);
+      queuedBlocks--;
+    }
     this.queue = [];
     this.queued = 0;
-    this.queuedBlocks = 0;
     this.batch.release();
     unsent.delete(this);
     const waiters = this.waiters;
@@ -170,8 +178,11 @@ export class Outbox {
     if (this.idle) this.idle();
   }
 
-  /** Process exit: the event loop is gone, so block until the kernel has every byte. */
-  flushBlocking(): void {
+  /**
+   * Process exit: the event loop is gone, so block until the kernel has every byte, giving up
+   * on a peer that takes nothing for EXIT_STALL_MS, and on everything at `deadline`.
+   */
+  flushBlocking(deadline: number): void {
     if (this.error) return;
     const fd = this.fd();
     if (this.batch.count > 0) {
@@ -179,7 +190,11 @@ export class Outbox {
       this.queue.push(new Pending(-1, u8.slice(start, start + this.batch.bytes), 0, this.batch.bytes));
       this.batch.clear();
     }
-    for (const p of this.queue) if (fd >= 0) writeAllBlocking(fd, p.data.subarray(p.start, p.end));
+    for (const p of this.queue) {
+      const left = deadline - Date.now();
+      if (fd < 0 || left <= 0) break;
+      writeAllBlocking(fd, p.data.subarray(p.start, p.end), Math.min(left, EXIT_STALL_MS));
+    }
     this.queue = [];
     this.queued = 0;
   }
@@ -215,12 +230,12 @@ export class Outbox {
       if (taken < 0) return this.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
       if (taken === length) return batch.clear();
     }
-    if (this.queuedBlocks < MAX_QUEUED_BLOCKS) {
+    if (queuedBlocks < MAX_QUEUED_BLOCKS) {
       this.queue.push(new Pending(batch.detach(), null, start + taken, start + length));
-      this.queuedBlocks++;
+      queuedBlocks++;
     } else {
       this.queue.push(new Pending(-1, u8.slice(start + taken, start + length), 0, length - taken));
-      batch.clear();
+      batch.release();
     }
     this.queued += length - taken;
     unsent.add(this);
@@ -261,7 +276,7 @@ export class Outbox {
       }
       if (p.block >= 0) {
         sendBlocks.give(p.block);
-        this.queuedBlocks--;
+        queuedBlocks--;
       } else if (p.spilled) {
         spill.give(p.bytes!);
       }

@@ -308,3 +308,25 @@ describe("a resolved send is delivered although the sender exits right after", (
     });
   }
 });
+
+// Regression: the exit flush once waited 30 s for each peer that had stopped reading, one after
+// another. Now each gives up after 5 s without progress, and all of them within 30 s.
+const STALLED_EXITER = script(
+  "stalled-exiter.ts",
+  `import { Pipe } from "mpconn";
+const ends = [Pipe(), Pipe(), Pipe()];
+for (const [ours] of ends) await ours.sendBytes(new Uint8Array(1 << 20)); // nobody reads the other ends
+console.log("sent");
+process.exit(0);
+`,
+);
+
+test("process.exit() with several peers that stopped reading ends in bounded time", async () => {
+  const child = Bun.spawn([bun, STALLED_EXITER], { stdout: "pipe", stderr: "inherit" });
+  children.push(child);
+  expect(await within(20, lines(child.stdout)())).toBe("sent");
+  const t0 = performance.now();
+  expect(await within(60, child.exited)).toBe(0);
+  // Three stalls of 5 s each, not three of 30 s: generous, as CI machines are busy.
+  expect(performance.now() - t0).toBeLessThan(45_000);
+});

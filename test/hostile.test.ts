@@ -298,13 +298,12 @@ describe("messages that name things outside the stream", () => {
     expect(await recordAttack(["127.0.0.1", 0], "victim-tcp.sock")).toEqual([]);
   });
 
-  // BUG: over a unix connection a record may still name any socket of this user that is not an
-  // mpconn sharer (e.g. $SSH_AUTH_SOCK, where 00000001 13 removes every identity), and recv()
-  // connects and writes the 48 bytes. The peer can be another user's process on an abstract
-  // "\0name" Listener without an authkey (no file permissions there). Expected: a fetch only
-  // from a sharer mpconn made (its 0700 mpconn-* directory, owned by this user), or from the
-  // process at the other end; nothing written anywhere else.
-  test.failing("a connection record over an abstract unix socket names one of our own sockets: recv() contacts nothing", async () => {
+  // Regression: over a unix connection a record could name any socket of this user that is not
+  // an mpconn sharer (e.g. $SSH_AUTH_SOCK, where 00000001 13 removes every identity), and recv()
+  // connected and wrote the 48 bytes; the peer can be another user's process on an abstract
+  // "\0name" Listener without an authkey. Now a fetch goes only to a socket in a private 0700
+  // mpconn-* directory owned by this user.
+  test("a connection record over an abstract unix socket names one of our own sockets: recv() contacts nothing", async () => {
     expect(await recordAttack(`\0mpconn-hostile-${process.pid}`, "victim-unix.sock")).toEqual([]);
   });
 });

@@ -14,6 +14,8 @@ import { OSError } from "../errors.ts";
 import type { Serializer } from "../serializer.ts";
 import { structured, type StructuredHooks } from "../serializers/structured.ts";
 import { close, dup, isUnixStream, supported } from "./ffi.ts";
+import { lstatSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { fetchDescriptor, REQUEST_SIZE, share, unshare, type Ticket } from "./sharer.ts";
 import { frameHeader } from "../frames.ts";
 import { closeFd, socketpair } from "../libc.ts";
@@ -132,7 +134,9 @@ const receiveHooks: StructuredHooks = {
     // peer trying to make us contact a local socket it names: refuse it.
     if (!carrierOf || !carrierIsUnix(carrierOf)) throw new TypeError("a connection record arrived over a connection that is not a unix socket; refused");
     const moved = checkMoved(value);
-    if (!moved.address.startsWith("/")) throw new TypeError("the message holds a malformed connection record");
+    if (!isSharerPath(moved.address)) {
+      throw new TypeError(`a connection record names ${JSON.stringify(moved.address)}, which is not a descriptor sharer of this user; refused`);
+    }
     // Handed out now (the codec is synchronous); recv() resolves once the descriptor is in it.
     const conn = new Connection<unknown>(-1, { readable: moved.readable, writable: moved.writable });
     const fetch = fetchDescriptor(moved).then((fd) => {
@@ -198,6 +202,28 @@ export function loads<T>(serializer: Serializer<T>, body: Uint8Array, carrier: C
     for (const a of all) a.conn.close();
     throw failed.reason;
   });
+}
+
+/**
+ * Whether `path` can be a sharer mpconn made: a `listener-XXXXXXXX` socket in a private (0700)
+ * `mpconn-XXXXXX` directory owned by this user (src/address.ts makes both). The path comes
+ * from the peer, and recv() must contact nothing else (say $SSH_AUTH_SOCK), whoever sent it.
+ */
+function isSharerPath(path: string): boolean {
+  if (!path.startsWith("/") || !/^listener-[a-z0-9_]{8}$/.test(basename(path))) return false;
+  try {
+    const dir = lstatSync(dirname(path));
+    const uid = process.getuid?.() ?? -1;
+    return (
+      /^mpconn-[A-Za-z0-9_]{6}$/.test(basename(dirname(path))) &&
+      dir.isDirectory() &&
+      (dir.mode & 0o777) === 0o700 &&
+      dir.uid === uid &&
+      lstatSync(path).isSocket()
+    );
+  } catch {
+    return false;
+  }
 }
 
 function carrierIsUnix(carrier: Connection<unknown>): boolean {
