@@ -4,7 +4,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 
 // Cross-process suites start interpreters and workers on a possibly busy 2-core machine:
-// give each test room; none asserts on time.
+// give each test room; none asserts on time. (Bun 1.4.5 applies a preload's default only to
+// the first test file, so `npm test` also passes --timeout, and slow tests set their own.)
 setDefaultTimeout(60_000);
 
 // `bun test` straight after a clone (without an install that ran the build) still works.
