@@ -201,7 +201,7 @@ function copyIn(chunk: Uint8Array, start: number, n: number): void {
 }
 
 /** Largest body that goes through a FrameBatch; larger ones are written on their own. */
-export const BATCH_BODY_MAX = 64 * 1024;
+export const BATCH_BODY_MAX = 16 * 1024;
 
 /**
  * Outgoing frames of one tick, packed into one block of wasm memory as header+body pairs.
