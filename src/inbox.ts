@@ -42,8 +42,6 @@ export class Inbox implements FrameSink {
   private watchers = new Set<() => void>();
   /** Why nothing more will arrive once the queue is empty (EOF or a stream error). */
   private end: Error | null = null;
-  /** The stream broke in a way that makes further reads impossible (bad length). */
-  private broken = false;
   private paused = false;
 
   constructor(
@@ -99,8 +97,8 @@ export class Inbox implements FrameSink {
   }
 
   invalid(length: number): void {
-    this.finish(new OSError(`bad message length: the peer sent a negative length (${length})`));
-    this.broken = true;
+    const what = length < 0 ? `a negative length (${length})` : `a length past 2^53 (${length})`;
+    this.finish(new OSError(`bad message length: the peer sent ${what}`));
   }
 
   /** The peer is gone: `error` for a truncated message or socket failure, else a clean EOF. */
@@ -209,7 +207,6 @@ export class Inbox implements FrameSink {
 
   /** CPython's "bad message length": the receive fails and the connection stops reading. */
   private breakStream(receiver: Receiver): void {
-    this.broken = true;
     receiver.fail(new OSError("bad message length"));
     this.unreadable();
   }
