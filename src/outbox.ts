@@ -82,7 +82,7 @@ export class Outbox {
   private queued = 0;
   private scheduled = false;
   private waiters: Array<{ resolve(): void; reject(error: Error): void }> = [];
-  private idle: (() => void) | null = null;
+  private idle: Array<() => void> = [];
   /** The first write failure; every later send reports it. */
   error: Error | null = null;
   private readonly flushLater = (): void => this.flush();
@@ -142,7 +142,7 @@ export class Outbox {
     if (this.pending === 0) {
       this.batch.release();
       unsent.delete(this);
-      if (this.idle) this.idle();
+      this.wake();
     }
     if (this.queued < HIGH_WATER_MARK && this.waiters.length > 0) {
       const waiters = this.waiters;
@@ -156,7 +156,7 @@ export class Outbox {
     this.flush();
     if (this.pending === 0 || this.error) return RESOLVED;
     return new Promise((resolve) => {
-      this.idle = resolve;
+      this.idle.push(resolve);
     });
   }
 
@@ -175,7 +175,13 @@ export class Outbox {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.reject(this.error);
-    if (this.idle) this.idle();
+    this.wake();
+  }
+
+  private wake(): void {
+    const idle = this.idle;
+    this.idle = [];
+    for (const resolve of idle) resolve();
   }
 
   /**
