@@ -2,6 +2,7 @@
 // readiness checks and the final flush at process exit. Linux and macOS constants differ;
 // only these are used.
 import { dlopen, read, type Pointer } from "bun:ffi";
+import { constants } from "node:os";
 import { OSError } from "./errors.ts";
 
 const linux = process.platform === "linux";
@@ -30,21 +31,26 @@ const F_SETFL = 4;
 const O_NONBLOCK = linux ? 0o4000 : 0x0004;
 const POLLIN = 0x001;
 const POLLOUT = 0x004;
-const EINTR = 4;
-const EAGAIN = linux ? 11 : 35;
+const EINTR = constants.errno.EINTR;
+const EAGAIN = constants.errno.EAGAIN;
 
-const errnoNames: Record<number, string> = linux
-  ? { 1: "EPERM", 4: "EINTR", 9: "EBADF", 11: "EAGAIN", 12: "ENOMEM", 24: "EMFILE", 32: "EPIPE", 104: "ECONNRESET" }
-  : { 1: "EPERM", 4: "EINTR", 9: "EBADF", 35: "EAGAIN", 12: "ENOMEM", 24: "EMFILE", 32: "EPIPE", 54: "ECONNRESET" };
+/** errno → name; the first name wins where two share a number (EAGAIN, not EWOULDBLOCK). */
+const errnoNames = new Map<number, string>();
+for (const [name, n] of Object.entries(constants.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name);
+
+/** The name of an errno value ("EAGAIN"), if the platform has one. */
+export function errnoName(n: number): string | undefined {
+  return errnoNames.get(n);
+}
 
 export function errno(): number {
   return read.i32(errnoPointer(), 0);
 }
 
 function fail(call: string): never {
-  const code = errno();
-  const name = errnoNames[code] ?? `errno ${code}`;
-  throw new OSError(`${call} failed: ${name}`, errnoNames[code]);
+  const n = errno();
+  const code = errnoNames.get(n);
+  throw new OSError(`${call} failed: [Errno ${n}] ${code ?? "unknown error"}`, code);
 }
 
 /** A connected pair of AF_UNIX stream sockets, close-on-exec, blocking. */

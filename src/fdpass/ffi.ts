@@ -7,9 +7,8 @@
 // So msghdr, iovec, control buffer and payload live in one ArrayBuffer that is passed as the
 // "buffer" argument of every call, and results are read back from that same buffer.
 import { dlopen, ptr } from "bun:ffi";
-import { constants } from "node:os";
 import { OSError } from "../errors.ts";
-import { closeFd, errno } from "../libc.ts";
+import { closeFd, errno, errnoName } from "../libc.ts";
 
 export const supported = process.platform === "linux";
 
@@ -52,19 +51,15 @@ function lib(): ReturnType<typeof load> {
   return (libc ??= load());
 }
 
-/** errno → name; the first name wins where two share a number (EAGAIN, not EWOULDBLOCK). */
-const errnoNames = new Map<number, string>();
-for (const [name, n] of Object.entries(constants.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name);
-
 /** The errno of the last failed call, as a code ("EAGAIN") and OSError. */
 function failure(call: string): OSError {
   const n = errno();
-  const code = errnoNames.get(n);
+  const code = errnoName(n);
   return new OSError(`${call} failed: [Errno ${n}] ${code ?? "unknown error"}`, code);
 }
 
 function lastErrno(): string | undefined {
-  return errnoNames.get(errno());
+  return errnoName(errno());
 }
 
 // ---- descriptors ------------------------------------------------------------------------
