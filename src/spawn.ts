@@ -34,13 +34,21 @@ export function spawn<T = unknown>(cmd: string[], options: SpawnOptions<T> = {})
   return { process: child, conn: new Connection<T>(fd, { serializer }) };
 }
 
-/** In a child started by spawn(): the connection to the parent. */
+let parent: Connection<unknown> | null = null;
+
+/**
+ * In a child started by spawn(): the connection to the parent. Later calls return the same
+ * connection (the options of the first call apply).
+ */
 export function parentConnection<T = unknown>(options: ConnectionOptions<T> = {}): Connection<T> {
+  if (parent) return parent as Connection<T>;
   const fd = Number(process.env[ENV]);
   if (!process.env[ENV] || !Number.isInteger(fd)) {
     throw new Error("parentConnection(): this process was not started by mpconn's spawn() (no inherited connection)");
   }
+  const conn = Connection.fromFd<T>(fd, options);
   // Grandchildren inherit the environment, not the descriptor.
   delete process.env[ENV];
-  return Connection.fromFd<T>(fd, options);
+  parent = conn as Connection<unknown>;
+  return conn;
 }
