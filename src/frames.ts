@@ -152,14 +152,14 @@ export class FrameDecoder {
     // table (a FRAME entry's first word is its offset), then take the rest one by one.
     let i = 0;
     const first = table >>> 2;
+    let t32 = u32;
     if (this.lazy) {
-      const t32 = heap.u32;
       while (i < n && t32[first + 2 * i]! >>> 24 === FRAME) i++;
       if (i > 0) sink.frames!(chunk, start, t32.slice(first, first + 2 * i));
     }
     for (; i < n; i++) {
-      // A sink may grow wasm memory (by sending), which detaches old views: read afresh.
-      const t32 = heap.u32;
+      // A sink may grow wasm memory (by sending), which detaches old views: look again.
+      if (t32.byteLength === 0) t32 = u32;
       const head = t32[first + 2 * i]!;
       const length = t32[first + 2 * i + 1]!;
       const kind = head >>> 24;
