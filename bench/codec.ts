@@ -4,7 +4,7 @@
 // Decode: the same ~256 KiB chunks, each holding whole frames, turned into body views.
 // Encode: the same bodies packed as header+body into one buffer ready for a single write.
 import { FrameBatch, FrameDecoder, type FrameSink } from "../src/frames.ts";
-import { heap } from "../src/wasm.ts";
+import { u8 } from "../src/wasm.ts";
 import { encodeFrames } from "../test/reference-framer.ts";
 
 export interface CodecBenchRow {
@@ -145,7 +145,7 @@ function encodeContender(size: number, megabytes: number): Contender {
   const ts = new TsBatch(capacity);
   const flushWasm = (): void => {
     const start = batch.seal();
-    see(heap.u8.subarray(start, start + batch.bytes));
+    see(u8.subarray(start, start + batch.bytes));
     batch.clear();
   };
   const flushTs = (): void => {
@@ -196,7 +196,7 @@ function checkEquivalence(): void {
     const ts = new TsBatch(1 << 20);
     for (const b of bodies) batch.add(b), ts.add(b);
     const start = batch.seal();
-    const same2 = Buffer.from(heap.u8.subarray(start, start + batch.bytes)).equals(ts.seal());
+    const same2 = Buffer.from(u8.subarray(start, start + batch.bytes)).equals(ts.seal());
     batch.release();
     if (!same2) throw new Error(`bench: encoders disagree at ${size} B`);
   }

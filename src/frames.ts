@@ -5,7 +5,7 @@
 //  - a frame spanning chunks is assembled in a buffer that grows with the bytes that really
 //    arrive (never sized from the claimed length alone), each byte copied once;
 //  - a chunk wholly inside a body is never copied into wasm memory at all.
-import { codec, heap, input, INPUT_SIZE, table, TABLE_ENTRIES, takeState, giveState, sendBlocks, u8, u32 } from "./wasm.ts";
+import { codec, input, INPUT_SIZE, table, TABLE_ENTRIES, takeState, giveState, sendBlocks, u8, u32 } from "./wasm.ts";
 
 const FRAME = 0;
 const BEGIN = 1;
@@ -195,7 +195,6 @@ export class FrameDecoder {
 
 /** chunk[start, start + n) → wasm input region; a header's worth byte by byte, to allocate no view. */
 function copyIn(chunk: Uint8Array, start: number, n: number): void {
-  const u8 = heap.u8;
   if (n <= NARROW) for (let i = 0; i < n; i++) u8[input + i] = chunk[start + i]!;
   else u8.set(start === 0 && n === chunk.byteLength ? chunk : chunk.subarray(start, start + n), input);
 }
@@ -297,6 +296,6 @@ const headerScratch = new Uint8Array(12);
 /** The header of one frame of `size` bytes (4 bytes, or 12 past 0x7fffffff), as a fresh copy. */
 export function frameHeader(size: number): Uint8Array {
   const n = codec.encodeHeader(0, size);
-  headerScratch.set(heap.u8.subarray(0, n));
+  headerScratch.set(u8.subarray(0, n));
   return headerScratch.slice(0, n);
 }

@@ -114,25 +114,6 @@ export class Outbox {
     return this.backpressure();
   }
 
-  /**
-   * Reserve room for a body of at most `max` bytes written in place by an encoder: returns
-   * its offset in wasm memory, or -1 (then use send()). Follow with commit(size).
-   */
-  reserve(max: number): number {
-    if (this.error || max > BATCH_BODY_MAX) return -1;
-    let at = this.batch.reserve(max);
-    if (at < 0) {
-      this.flushBatch();
-      at = this.batch.reserve(max);
-    }
-    return at;
-  }
-
-  commit(size: number): Promise<void> {
-    this.batch.commit(size);
-    this.schedule();
-    return this.backpressure();
-  }
 
   /** Write everything the kernel will take now; called on drain and by the scheduled flush. */
   flush(): void {

@@ -33,28 +33,14 @@ export const STATE_SIZE: number = codec.STATE_SIZE.value;
 export const ENTRY_SIZE: number = codec.ENTRY_SIZE.value;
 
 const PAGE = 65536;
-/** Live views of the codec's memory (ES module bindings follow reassignment after a grow). */
+/** Views of the codec's memory. memory.grow() detaches old views; these ES module bindings
+ * are reassigned after every grow, so importers always see the current ones. */
 export let u8 = new Uint8Array(codec.memory.buffer);
-export let f64 = new Float64Array(codec.memory.buffer);
 export let u32 = new Uint32Array(codec.memory.buffer);
-
-/** Views of the codec's memory. memory.grow() detaches old views, so always read them from here. */
-export const heap = {
-  get u8(): Uint8Array {
-    return u8;
-  },
-  get f64(): Float64Array {
-    return f64;
-  },
-  get u32(): Uint32Array {
-    return u32;
-  },
-};
 
 function grow(pages: number): number {
   const first = codec.memory.grow(pages);
   u8 = new Uint8Array(codec.memory.buffer);
-  f64 = new Float64Array(codec.memory.buffer);
   u32 = new Uint32Array(codec.memory.buffer);
   return first * PAGE;
 }

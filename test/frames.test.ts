@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { FrameBatch, FrameDecoder, frameHeader, type FrameSink } from "../src/frames.ts";
-import { heap } from "../src/wasm.ts";
+import { u8 } from "../src/wasm.ts";
 import { encodeFrames, headerStarts, ReferenceDecoder } from "./reference-framer.ts";
 
 // ---- helpers ---------------------------------------------------------------------------
@@ -311,7 +311,7 @@ describe("FrameDecoder", () => {
 /** The framed bytes of a sealed batch, copied out of wasm memory. */
 function sealed(batch: FrameBatch): Uint8Array {
   const start = batch.seal();
-  return heap.u8.slice(start, start + batch.bytes);
+  return u8.slice(start, start + batch.bytes);
 }
 
 describe("FrameBatch", () => {
@@ -343,7 +343,7 @@ describe("FrameBatch", () => {
     const at = batch.reserve(body.byteLength);
     expect(at).toBeGreaterThan(0);
     expect(batch.room()).toBeGreaterThanOrEqual(body.byteLength);
-    heap.u8.set(body, at);
+    u8.set(body, at);
     batch.commit(body.byteLength);
     expect(sealed(batch)).toEqual(encodeFrames([body]));
     batch.release();
@@ -447,7 +447,7 @@ describe("properties", () => {
             if (!inPlace) return batch.add(body);
             const at = batch.reserve(body.byteLength);
             if (at < 0) return false;
-            heap.u8.set(body, at);
+            u8.set(body, at);
             batch.commit(body.byteLength);
             return true;
           };
