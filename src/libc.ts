@@ -22,9 +22,9 @@ const errnoLib = linux
 const fn = lib.symbols;
 const errnoPointer = errnoLib as () => Pointer;
 
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = linux ? 0o2000000 : 0;
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
+export const SOCK_CLOEXEC = linux ? 0o2000000 : 0;
 const F_GETFD = 1;
 const F_GETFL = 3;
 const F_SETFL = 4;
@@ -58,6 +58,11 @@ export function socketpair(): [number, number] {
   const fds = new Int32Array(2);
   if (fn.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) !== 0) fail("socketpair");
   return [fds[0]!, fds[1]!];
+}
+
+/** fcntl(2) with an integer argument; -1 on failure (see errno()). */
+export function fcntl(fd: number, command: number, argument: number): number {
+  return fn.fcntl(fd, command, argument);
 }
 
 /** Whether `fd` is an open descriptor. */

@@ -8,14 +8,11 @@
 // "buffer" argument of every call, and results are read back from that same buffer.
 import { dlopen, ptr } from "bun:ffi";
 import { OSError } from "../errors.ts";
-import { closeFd, errno, errnoName } from "../libc.ts";
+import { AF_UNIX, SOCK_CLOEXEC, SOCK_STREAM, closeFd, errno, errnoName, fcntl } from "../libc.ts";
 
 export const supported = process.platform === "linux";
 
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
 const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const SO_TYPE = 3;
@@ -39,7 +36,6 @@ function load() {
     sendmsg: { args: ["i32", "buffer", "i32"], returns: "i32" },
     recvmsg: { args: ["i32", "buffer", "i32"], returns: "i32" },
     getsockopt: { args: ["i32", "i32", "i32", "buffer", "buffer"], returns: "i32" },
-    fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
     dup3: { args: ["i32", "i32", "i32"], returns: "i32" },
     getuid: { args: [], returns: "u32" },
   }).symbols;
@@ -66,7 +62,7 @@ function lastErrno(): string | undefined {
 
 /** A close-on-exec duplicate of `fd` (numbered 3 or above). */
 export function dup(fd: number): number {
-  const copy = lib().fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  const copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (copy < 0) throw failure("dup");
   return copy;
 }
