@@ -3,9 +3,10 @@
 //   bun bench/codec.ts [--quick]
 // Decode: the same ~256 KiB chunks, each holding whole frames, turned into body views.
 // Encode: the same bodies packed as header+body into one buffer ready for a single write.
-import { FrameBatch, FrameDecoder, type FrameSink } from "../src/frames.ts";
-import { u8 } from "../src/wasm.ts";
-import { encodeFrames } from "../test/reference-framer.ts";
+import { FrameDecoder, type FrameSink } from "../src/frames/decoder.ts";
+import { FrameBatch } from "../src/frames/encoder.ts";
+import { u8 } from "../src/frames/codec.ts";
+import { encodeFrames } from "../test/fixtures/reference-framer.ts";
 
 export interface CodecBenchRow {
   op: "decode" | "encode";

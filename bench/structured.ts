@@ -6,7 +6,7 @@
 import { deserialize, serialize } from "bun:jsc";
 import { json } from "../src/serializers/json.ts";
 import { structured } from "../src/serializers/structured.ts";
-import type { Serializer } from "../src/serializer.ts";
+import type { Serializer } from "../src/serializers/serializer.ts";
 
 export interface StructuredBenchRow {
   case: string;

@@ -1,5 +1,5 @@
 // Serializer names → serializers.
-import type { Serializer } from "../serializer.ts";
+import type { Serializer } from "./serializer.ts";
 import { structured } from "./structured.ts";
 import { json } from "./json.ts";
 import { pickle } from "./pickle/index.ts";

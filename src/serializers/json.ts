@@ -1,5 +1,5 @@
 // JSON as UTF-8: the fastest codec for small plain objects, and readable by anything.
-import type { Serializer } from "../serializer.ts";
+import type { Serializer } from "./serializer.ts";
 import { describe } from "./structured.ts";
 
 const encoder = new TextEncoder();

@@ -35,7 +35,7 @@
 //
 // Hooks, for objects that travel as something else (live connections): see StructuredHooks.
 // dumps returns a buffer the caller owns; dumpsInto writes into the caller's buffer.
-import type { Serializer } from "../serializer.ts";
+import type { Serializer } from "./serializer.ts";
 import { dumps, dumpsInto, loads, type StructuredHooks } from "./structured/index.ts";
 
 export { describe } from "./structured/hooks.ts";

@@ -2,7 +2,7 @@
 // Python side of the type table in docs/pickle.md (protocols 0–5) and writes the same bytes
 // CPython would (protocols 2–5), without ever running code named by the input.
 
-import type { Serializer } from "../../serializer.ts";
+import type { Serializer } from "../serializer.ts";
 import { dumps, type PickleOptions } from "./encode.ts";
 import { loads, type PickleLimits } from "./decode.ts";
 

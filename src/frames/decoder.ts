@@ -1,0 +1,201 @@
+// Socket chunks → frames (the receiving half of the codec). The wasm codec finds the frame boundaries (one call per chunk);
+// this side turns its table into message bodies:
+//  - a frame wholly inside a chunk is a view of that chunk: Bun hands every data() callback
+//    a fresh ArrayBuffer, so the view is safe and costs no copy;
+//  - a frame spanning chunks is assembled in a buffer that grows with the bytes that really
+//    arrive (never sized from the claimed length alone), each byte copied once;
+//  - a chunk wholly inside a body is never copied into wasm memory at all.
+import { codec, input, INPUT_SIZE, table, TABLE_ENTRIES, takeState, giveState, u8, u32 } from "./codec.ts";
+import { frameHeader } from "./encoder.ts";
+
+const FRAME = 0;
+const BEGIN = 1;
+const PART = 2;
+const END = 3;
+const ERROR = 4;
+
+/** Chunks are decoded in slices of at most this much (entry offsets have 24 bits). */
+const SLICE_MAX = 1 << 24;
+/** Copy window while frames are small: many headers per wasm call. */
+const WIDE = 64 * 1024;
+/** Copy window once frames are large: just a header; bodies are measured, never copied in. */
+const NARROW = 16;
+/** Average frame size above which copying bodies into wasm costs more than a call per frame. */
+const LARGE_FRAME = 1024;
+
+/** Where decoded frames go. */
+export interface FrameSink {
+  /** A complete message body. */
+  frame(body: Uint8Array): void;
+  /**
+   * Several whole messages at once: bodies at (base + table[2i], table[2i + 1]) of `buffer`.
+   * Lets a sink queue a chunk's messages as the codec's own table, making no view per message.
+   */
+  frames?(buffer: Uint8Array, base: number, table: Uint32Array): void;
+  /** A frame of `length` bytes started arriving (its body is not complete yet). */
+  begin(length: number): void;
+  /** The stream carried a length no CPython sender writes; nothing after it can be trusted. */
+  invalid(length: number): void;
+}
+
+/**
+ * A message body arriving across chunks. The pieces stay views of their (fresh) chunks and
+ * are joined once at the end: memory grows only with the bytes that really arrive, whatever
+ * the header claimed, and each byte is copied once.
+ */
+class Assembly {
+  private parts: Uint8Array[] = [];
+  private filled = 0;
+  constructor(readonly length: number) {}
+  append(chunk: Uint8Array, start: number, end: number): void {
+    this.parts.push(chunk.subarray(start, end));
+    this.filled += end - start;
+  }
+  finish(): Uint8Array {
+    const body = new Uint8Array(this.length);
+    let at = 0;
+    for (const part of this.parts) {
+      body.set(part, at);
+      at += part.byteLength;
+    }
+    this.parts = [];
+    return body;
+  }
+  /** The body bytes received so far (src/processes/fdpass moves them with the connection). */
+  received(): Uint8Array[] {
+    return this.parts;
+  }
+}
+
+/** Chunks pushed while another decoder is reporting frames wait here (the table is shared). */
+const deferred: Array<[FrameDecoder, Uint8Array]> = [];
+let dispatching = false;
+
+export class FrameDecoder {
+  private state = takeState();
+  private assembly: Assembly | null = null;
+  private failed = false;
+  private window = WIDE;
+
+  private readonly lazy: boolean;
+
+  constructor(private readonly sink: FrameSink) {
+    this.lazy = typeof sink.frames === "function";
+  }
+
+  /** Decode one received chunk, reporting every frame it completes. */
+  push(chunk: Uint8Array): void {
+    if (dispatching) {
+      deferred.push([this, chunk]);
+      return;
+    }
+    dispatching = true;
+    try {
+      this.decode(chunk);
+      while (deferred.length > 0) {
+        const [decoder, next] = deferred.shift()!;
+        decoder.decode(next);
+      }
+    } finally {
+      dispatching = false;
+    }
+  }
+
+  /** What the end of the stream means here: "clean" between messages, else "truncated". */
+  eof(): "clean" | "truncated" {
+    return codec.eofKind(this.state) === 0 ? "clean" : "truncated";
+  }
+
+  /**
+   * The raw bytes of a frame that has begun arriving but is not complete (none between
+   * frames): its header and the body so far. A connection passed to another process takes
+   * them along (src/processes/fdpass).
+   */
+  pending(): Uint8Array[] {
+    if (this.state < 0 || this.failed) return [];
+    if (this.assembly !== null) return [frameHeader(this.assembly.length), ...this.assembly.received()];
+    // Header bytes gathered so far: state record +4 (count), +8 (the bytes); see assembly/codec.ts.
+    const have = u32[(this.state >>> 2) + 1]!;
+    return have === 0 ? [] : [u8.slice(this.state + 8, this.state + 8 + have)];
+  }
+
+  dispose(): void {
+    if (this.state < 0) return;
+    giveState(this.state);
+    this.state = -1;
+    this.assembly = null;
+  }
+
+  private decode(chunk: Uint8Array): void {
+    const len = chunk.byteLength;
+    let at = 0;
+    while (at < len && !this.failed && this.state >= 0) {
+      if (this.assembly !== null) {
+        // Inside a long body: take the bytes directly, without a trip through wasm memory.
+        const take = Math.min(codec.remaining(this.state), len - at);
+        this.assembly.append(chunk, at, at + take);
+        if (codec.skipBody(this.state, take) === 1) this.complete();
+        at += take;
+        continue;
+      }
+      at += this.slice(chunk, at, Math.min(len - at, SLICE_MAX));
+    }
+  }
+
+  /** Copy a window of the chunk at `start` into wasm memory, decode, report; returns bytes consumed. */
+  private slice(chunk: Uint8Array, start: number, total: number): number {
+    const avail = Math.min(total, this.window, INPUT_SIZE);
+    copyIn(chunk, start, avail);
+    const n = codec.decode(this.state, input, avail, total, table, TABLE_ENTRIES);
+    const used = codec.consumed();
+    const sink = this.sink;
+    // Whole frames come first, usually all of them: hand those over as one copy of the
+    // table (a FRAME entry's first word is its offset), then take the rest one by one.
+    let i = 0;
+    const first = table >>> 2;
+    let t32 = u32;
+    if (this.lazy) {
+      while (i < n && t32[first + 2 * i]! >>> 24 === FRAME) i++;
+      if (i > 0) sink.frames!(chunk, start, t32.slice(first, first + 2 * i));
+    }
+    for (; i < n; i++) {
+      // A sink may grow wasm memory (by sending), which detaches old views: look again.
+      if (t32.byteLength === 0) t32 = u32;
+      const head = t32[first + 2 * i]!;
+      const length = t32[first + 2 * i + 1]!;
+      const kind = head >>> 24;
+      const offset = start + (head & 0xffffff);
+      if (kind === FRAME) {
+        sink.frame(chunk.subarray(offset, offset + length));
+      } else if (kind === BEGIN) {
+        const declared = codec.declared(this.state);
+        this.assembly = new Assembly(declared);
+        sink.begin(declared);
+      } else if (kind === PART) {
+        this.assembly!.append(chunk, offset, offset + length);
+      } else if (kind === END) {
+        this.assembly!.append(chunk, offset, offset + length);
+        this.complete();
+      } else {
+        this.failed = true;
+        sink.invalid(kind === ERROR ? length | 0 : codec.declared(this.state));
+        return total;
+      }
+    }
+    // Large frames: copy only a header's worth next time; small ones: many at once.
+    this.window = n > 0 && used >= n * LARGE_FRAME ? NARROW : WIDE;
+    return used;
+  }
+
+  private complete(): void {
+    const body = this.assembly!.finish();
+    this.assembly = null;
+    this.sink.frame(body);
+  }
+}
+
+/** chunk[start, start + n) → wasm input region; a header's worth byte by byte, to allocate no view. */
+function copyIn(chunk: Uint8Array, start: number, n: number): void {
+  if (n <= NARROW) for (let i = 0; i < n; i++) u8[input + i] = chunk[start + i]!;
+  else u8.set(start === 0 && n === chunk.byteLength ? chunk : chunk.subarray(start, start + n), input);
+}

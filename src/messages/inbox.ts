@@ -1,0 +1,219 @@
+// Frames → messages. Complete message bodies wait here until a receive takes them; receives
+// are served one at a time, in call order, as in Python where a recv blocks the caller.
+import type { FrameSink } from "../frames/decoder.ts";
+import { EOFError, OSError } from "../errors.ts";
+
+/** One pending receive: recv, recvBytes or recvBytesInto. */
+export interface Receiver {
+  /** Longest body this receive accepts (recvBytes' maxlength); Infinity otherwise. */
+  maxlength: number;
+  deliver(body: Uint8Array): void;
+  fail(error: Error): void;
+}
+
+/** Above this many unread bytes the socket stops reading until the application catches up. */
+const PAUSE_AT = 16 << 20;
+const RESUME_AT = 4 << 20;
+/** What a queued message counts on top of its body, so that floods of empty frames pause too. */
+const MESSAGE_OVERHEAD = 32;
+
+/**
+ * Queued messages that lie in one received buffer: the codec's table of (offset, length)
+ * pairs, kept as it is. The view a receive returns is made only when it is taken, so
+ * queueing a message costs no allocation of its own.
+ */
+class Run {
+  constructor(
+    readonly buffer: Uint8Array,
+    readonly base: number,
+    readonly table: Uint32Array,
+    /** Index in `table` of the next message's offset. */
+    public next = 0,
+  ) {}
+}
+
+export class Inbox implements FrameSink {
+  private runs: Array<Run | null> = [];
+  private head = 0;
+  /** Messages queued. */
+  private queued = 0;
+  private unread = 0;
+  private receivers: Receiver[] = [];
+  private watchers = new Set<() => void>();
+  /** Why nothing more will arrive once the queue is empty (EOF or a stream error). */
+  private end: Error | null = null;
+  private paused = false;
+
+  constructor(
+    /** Pause (true) or resume (false) reading from the socket. */
+    private readonly pause: (paused: boolean) => void,
+    /** A receive hit a protocol error: the connection must stop being readable. */
+    private readonly unreadable: () => void,
+  ) {}
+
+  /** Whether a receive would complete without waiting (a message, EOF or an error). */
+  get ready(): boolean {
+    return this.queued > 0 || this.end !== null;
+  }
+
+  frame(body: Uint8Array): void {
+    this.frameAt(body, 0, body.byteLength);
+  }
+
+  /** A message whose body is bytes [start, end) of `buffer`. */
+  frameAt(buffer: Uint8Array, start: number, end: number): void {
+    this.frames(buffer, 0, Uint32Array.of(start, end - start));
+  }
+
+  /** Messages at (base + offset, length) pairs of `table` in `buffer`. */
+  frames(buffer: Uint8Array, base: number, table: Uint32Array): void {
+    let next = 0;
+    while (this.receivers.length > 0 && this.queued === 0 && next < table.length) {
+      const at = base + table[next]!;
+      this.hand(this.receivers.shift()!, buffer.subarray(at, at + table[next + 1]!));
+      next += 2;
+    }
+    if (next === table.length) return;
+    this.runs.push(new Run(buffer, base, table, next));
+    let bytes = 0;
+    for (let i = next + 1; i < table.length; i += 2) bytes += table[i]! + MESSAGE_OVERHEAD;
+    this.queued += (table.length - next) >>> 1;
+    this.unread += bytes;
+    if (!this.paused && this.unread > PAUSE_AT) {
+      this.paused = true;
+      this.pause(true);
+    }
+    this.notify();
+  }
+
+  begin(length: number): void {
+    // Python reads the header, then refuses an over-long body before reading it: do the
+    // same, so that a peer cannot make a bounded receive buffer an unbounded amount.
+    const next = this.receivers[0];
+    if (next && this.queued === 0 && length > next.maxlength) {
+      this.receivers.shift();
+      this.breakStream(next);
+    }
+  }
+
+  invalid(length: number): void {
+    const what = length < 0 ? `a negative length (${length})` : `a length past 2^53 (${length})`;
+    this.finish(new OSError(`bad message length: the peer sent ${what}`));
+  }
+
+  /** The peer is gone: `error` for a truncated message or socket failure, else a clean EOF. */
+  finish(error: Error | null): void {
+    if (this.end) return;
+    this.end = error ?? new EOFError();
+    const receivers = this.receivers;
+    this.receivers = [];
+    for (const r of receivers) this.serve(r);
+    this.notify();
+  }
+
+  /**
+   * The next message, when one is queued, no receive waits ahead of it, and it fits
+   * `maxlength`: the fast path of a receive, with no waiting receiver to allocate.
+   */
+  takeNow(maxlength: number): Uint8Array | undefined {
+    if (this.receivers.length > 0 || this.queued === 0) return undefined;
+    const run = this.runs[this.head]!;
+    if (run.table[run.next + 1]! > maxlength) return undefined;
+    return this.shift();
+  }
+
+  /** Serve a receive now, or queue it behind the earlier ones. */
+  receive(receiver: Receiver): void {
+    if (this.receivers.length > 0 || !this.ready) this.receivers.push(receiver);
+    else this.serve(receiver);
+  }
+
+  /** Call `watcher` once something can be received (used by poll and wait). */
+  watch(watcher: () => void): () => void {
+    this.watchers.add(watcher);
+    return () => this.watchers.delete(watcher);
+  }
+
+  /** The connection is closing: pending receives fail with `error`. */
+  cancel(error: Error): void {
+    const receivers = this.receivers;
+    this.receivers = [];
+    for (const r of receivers) r.fail(error);
+    this.runs = [];
+    this.head = 0;
+    this.queued = 0;
+    this.notify();
+  }
+
+  // ---- for passing a connection to another process (src/processes/fdpass) ----
+
+  /** The queued messages, oldest first, left in the queue. */
+  peek(): Uint8Array[] {
+    const bodies: Uint8Array[] = [];
+    for (let r = this.head; r < this.runs.length; r++) {
+      const run = this.runs[r]!;
+      for (let i = run.next; i < run.table.length; i += 2) {
+        const at = run.base + run.table[i]!;
+        bodies.push(run.buffer.subarray(at, at + run.table[i + 1]!));
+      }
+    }
+    return bodies;
+  }
+
+  /** Whether the stream has ended (EOF or an error): nothing more will arrive. */
+  get ended(): boolean {
+    return this.end !== null;
+  }
+
+  private serve(receiver: Receiver): void {
+    if (this.queued > 0) {
+      this.hand(receiver, this.shift());
+    } else if (this.end) {
+      receiver.fail(this.end);
+    } else {
+      this.receivers.push(receiver);
+    }
+  }
+
+  private shift(): Uint8Array {
+    const run = this.runs[this.head]!;
+    const i = run.next;
+    const at = run.base + run.table[i]!;
+    const length = run.table[i + 1]!;
+    run.next = i + 2;
+    if (run.next === run.table.length) {
+      this.runs[this.head++] = null;
+      if (this.head === this.runs.length) {
+        this.runs = [];
+        this.head = 0;
+      } else if (this.head > 1024 && this.head * 2 > this.runs.length) {
+        this.runs = this.runs.slice(this.head);
+        this.head = 0;
+      }
+    }
+    this.queued--;
+    this.unread -= length + MESSAGE_OVERHEAD;
+    if (this.paused && this.unread < RESUME_AT) {
+      this.paused = false;
+      this.pause(false);
+    }
+    return run.buffer.subarray(at, at + length);
+  }
+
+  private hand(receiver: Receiver, body: Uint8Array): void {
+    if (body.byteLength > receiver.maxlength) return this.breakStream(receiver);
+    receiver.deliver(body);
+  }
+
+  /** CPython's "bad message length": the receive fails and the connection stops reading. */
+  private breakStream(receiver: Receiver): void {
+    receiver.fail(new OSError("bad message length"));
+    this.unreadable();
+  }
+
+  private notify(): void {
+    if (this.watchers.size === 0) return;
+    for (const w of [...this.watchers]) w();
+  }
+}
+

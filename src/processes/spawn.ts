@@ -1,0 +1,54 @@
+// spawn() / parentConnection(): a child process with a connected socket to its parent, on
+// the child's descriptor 3 (Bun's "socket-fd" stdio slot).
+import type { Subprocess, SpawnOptions as BunSpawnOptions } from "bun";
+import { Connection, type ConnectionOptions } from "../connection/connection.ts";
+
+/** Descriptor of the parent's connection in the child, and the variable that says it is there. */
+const CHILD_FD = 3;
+const ENV = "MPCONN_PARENT_FD";
+
+type BunOptions = BunSpawnOptions.OptionsObject<BunSpawnOptions.Writable, BunSpawnOptions.Readable, BunSpawnOptions.Readable>;
+
+/** Bun.spawn's options (stdio slot 3 and IPC are mpconn's), plus the connection's. */
+export type SpawnOptions<T = unknown> = ConnectionOptions<T> & Omit<BunOptions, "stdio" | "ipc" | "serialization">;
+
+export interface Spawned<T> {
+  process: Subprocess<BunSpawnOptions.Writable, BunSpawnOptions.Readable, BunSpawnOptions.Readable>;
+  conn: Connection<T>;
+}
+
+/** Start `cmd` with a connection to it. The child's stdin/stdout/stderr are inherited unless the options say otherwise. */
+export function spawn<T = unknown>(cmd: string[], options: SpawnOptions<T> = {}): Spawned<T> {
+  if (!Array.isArray(cmd) || cmd.length === 0) throw new TypeError("cmd must be a non-empty array of strings");
+  const { serializer, stdin = "inherit", stdout = "inherit", stderr = "inherit", env, ...rest } = options;
+  const child = Bun.spawn(cmd, {
+    ...rest,
+    env: { ...(env ?? process.env), [ENV]: String(CHILD_FD) },
+    stdio: [stdin, stdout, stderr, "socket-fd"],
+  } as BunOptions & { cmd?: string[] });
+  const fd = child.stdio[CHILD_FD];
+  if (typeof fd !== "number") {
+    child.kill();
+    throw new Error("mpconn: Bun did not create the socket-fd slot for the child");
+  }
+  return { process: child, conn: new Connection<T>(fd, { serializer }) };
+}
+
+let parent: Connection<unknown> | null = null;
+
+/**
+ * In a child started by spawn(): the connection to the parent. Later calls return the same
+ * connection (the options of the first call apply).
+ */
+export function parentConnection<T = unknown>(options: ConnectionOptions<T> = {}): Connection<T> {
+  if (parent) return parent as Connection<T>;
+  const fd = Number(process.env[ENV]);
+  if (!process.env[ENV] || !Number.isInteger(fd)) {
+    throw new Error("parentConnection(): this process was not started by mpconn's spawn() (no inherited connection)");
+  }
+  const conn = Connection.fromFd<T>(fd, options);
+  // Grandchildren inherit the environment, not the descriptor.
+  delete process.env[ENV];
+  parent = conn as Connection<unknown>;
+  return conn;
+}
