@@ -58,6 +58,7 @@ export interface LargeMessageTransport {
   readonly pressing: boolean;
   onReady: () => void;
   take(notice: Uint8Array): IncomingMessage | null;
+  end(): void;
   close(reason?: OSError): void;
 }
 
@@ -118,6 +119,11 @@ export class Lane implements LargeMessageTransport {
   /** Regions mapped on each side (tests, diagnostics). */
   get regions(): { sending: number; receiving: number } {
     return { sending: this.sender.regions, receiving: this.receiver.regionCount };
+  }
+
+  /** The peer's stream ended: a message cut short fails; whole ones can still be read until close(). */
+  end(): void {
+    this.receiver.end();
   }
 
   /** Unmap and close everything; reads in progress end with `reason`. Idempotent. */

@@ -59,6 +59,7 @@ export class IncomingMessage {
   private discarding = false;
   private done: Done | null = null;
   private pumping = false;
+  private error: Error | null = null;
 
   /** @internal */
   constructor(
@@ -81,6 +82,7 @@ export class IncomingMessage {
    * possibly before returning. Pieces still to come are copied as they arrive.
    */
   readInto(target: Uint8Array, offset: number, done: Done): void {
+    if (this.error) return done(this.error);
     if (this.target || this.discarding) return done(new OSError("shared-memory lane: this message is being read already", "EINVAL"));
     if (offset < 0 || offset + this.length > target.byteLength) return done(new RangeError(`a ${this.length}-byte message does not fit at offset ${offset}`));
     this.target = target;
@@ -114,8 +116,9 @@ export class IncomingMessage {
     if (this.target || this.discarding) this.pump();
   }
 
-  /** @internal The lane failed or closed: a read in progress ends with `error`. */
-  fail(error: OSError): void {
+  /** @internal The rest of this message will never come: its read ends with `error`, now or when it starts. */
+  fail(error: Error): void {
+    this.error = error;
     this.finish(error);
   }
 
@@ -189,6 +192,18 @@ export class LaneReceiver {
       this.close(error as OSError);
       throw error;
     }
+  }
+
+  /**
+   * The stream ended (the peer closed or died): a message still missing pieces fails with
+   * CPython's "got end of file during message"; messages that arrived whole stay readable.
+   */
+  end(): void {
+    const message = this.current;
+    this.current = null;
+    if (!message) return;
+    this.open.delete(message);
+    message.fail(new OSError("got end of file during message"));
   }
 
   /** Unmap every region and end every read in progress with `reason`. Idempotent. */
