@@ -1,7 +1,7 @@
 // The benchmark's report: its shape (what latest.json holds), the terminal tables and the
 // hand-written SVG chart.
 
-export type Kind = "pingpong" | "stream" | "objstream" | "objpingpong" | "rss";
+export type Kind = "pingpong" | "stream" | "objstream" | "objpingpong" | "rss" | "burst" | "into";
 
 export interface ProcessMemory {
   /** Highest RSS of the process over the whole run (VmHWM), KiB. */
