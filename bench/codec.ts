@@ -185,7 +185,7 @@ function checkEquivalence(): void {
     const chunk = makeChunks(size, 1)[0]!;
     const fromWasm: Uint8Array[] = [];
     const fromTs: Uint8Array[] = [];
-    const decoder = new FrameDecoder({ frame: (b) => fromWasm.push(b), begin() {}, invalid() {} });
+    const decoder = new FrameDecoder({ frame: (b) => void fromWasm.push(b), begin() {}, invalid() {} });
     decoder.push(chunk);
     decoder.dispose();
     tsDecode(chunk, (b) => fromTs.push(b));

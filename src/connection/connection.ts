@@ -28,7 +28,7 @@ export type BytesLike = ArrayBufferView | ArrayBuffer;
 const noop = (): void => {};
 const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Disposable, AsyncDisposable {
+export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, AsyncDisposable {
   private fd: number;
   private socket: LinkedSocket | null = null;
   private readonly serializer: Serializer<T>;
@@ -38,7 +38,6 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
   private isClosed = false;
   private canRead: boolean;
   private canWrite: boolean;
-  private reachedEof = false;
 
   /** Wrap a connected stream socket descriptor, as Python's `Connection(handle, readable, writable)`. */
   constructor(fd: number, options: FdConnectionOptions<T> = {}) {
@@ -65,7 +64,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
   static adopt<T>(socket: LinkedSocket, options: ConnectionOptions<T> = {}): Connection<T> {
     const conn = new Connection<T>((socket as unknown as { fd?: number }).fd ?? -1, options);
     conn.socket = socket;
-    socket.data = conn;
+    socket.data = conn.link;
     return conn;
   }
 
@@ -185,10 +184,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
             reject(error);
           }
         },
-        fail: (error) => {
-          if (error instanceof EOFError && error.args.length === 0) this.reachedEof = true;
-          reject(error);
-        },
+        fail: reject,
       };
       this.inbox.receive(receiver);
     });
@@ -258,7 +254,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
       try {
         yield await this.recv();
       } catch (error) {
-        if (this.reachedEof && error instanceof EOFError) return;
+        if (error instanceof EOFError && this.inbox.atEof) return;
         throw error;
       }
     }
@@ -300,20 +296,17 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
     this.close();
   }
 
-  // ---- the socket's side (SocketLink) -----------------------------------------------
+  // ---- the socket's side --------------------------------------------------------------
 
-  /** @internal */
-  onData(chunk: Uint8Array): void {
-    this.decoder.push(chunk);
-  }
+  /** What the socket reports to (kept off the public surface). */
+  private readonly link: SocketLink = {
+    onData: (chunk) => this.decoder.push(chunk),
+    onDrain: () => this.outbox?.flush(),
+    onClose: (error) => this.peerGone(error),
+    onFault: (error) => this.fault(error),
+  };
 
-  /** @internal */
-  onDrain(): void {
-    this.outbox?.flush();
-  }
-
-  /** @internal */
-  onClose(error?: Error): void {
+  private peerGone(error?: Error): void {
     if (this.isClosed) return;
     const truncated = this.decoder.eof() === "truncated";
     let reason: Error | null = null;
@@ -321,6 +314,17 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
     else if (error) reason = new OSError(error.message, (error as { code?: string }).code, { cause: error });
     this.inbox.finish(reason);
     this.outbox?.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
+  }
+
+  /** A bug of ours surfaced in a socket callback: every read and write reports it from now on. */
+  private fault(error: unknown): boolean {
+    if (this.isClosed) return false;
+    const failure = error instanceof Error ? error : new Error(String(error));
+    this.decoder.dispose();
+    this.socket?.pause();
+    this.inbox.fault(failure);
+    (this.outbox ?? this.openOutbox()).fail(failure);
+    return true;
   }
 
   // ---- passing connections (src/processes/fdpass/transfer.ts) ----------------------------------
@@ -357,7 +361,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
   private start(): LinkedSocket {
     if (this.socket) return this.socket;
     if (!isOpen(this.fd)) throw new OSError(`[Errno 9] Bad file descriptor: ${this.fd}`, "EBADF");
-    this.socket = openDescriptor(this.fd, this);
+    this.socket = openDescriptor(this.fd, this.link);
     return this.socket;
   }
 
@@ -367,9 +371,13 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
     return this.outbox;
   }
 
+  /** After "bad message length", as CPython: a duplex end becomes write-only, a read-only end closes. */
   private stopReading(): void {
-    if (this.canWrite) this.canRead = false;
-    else this.close();
+    if (!this.canWrite) return this.close();
+    this.canRead = false;
+    // The peer may go on writing until the socket's buffers fill, as with a Python reader that stopped.
+    this.socket?.pause();
+    this.inbox.cancel(new OSError("connection is write-only"));
   }
 
   private checkWritable(): void {
