@@ -8,7 +8,7 @@ import { FrameDecoder } from "../frames/decoder.ts";
 import { Inbox, type Receiver } from "../messages/inbox.ts";
 import { Outbox, RESOLVED } from "../messages/outbox.ts";
 import { openDescriptor, type LinkedSocket, type SocketLink } from "../socket/transport.ts";
-import { closeFd, isOpen, readable as fdReadable } from "../os/libc.ts";
+import { brokenPipe, closeFd, isOpen, readable as fdReadable } from "../os/libc.ts";
 import { resolveSerializer, type SerializerName } from "../serializers/index.ts";
 import type { Serializer } from "../serializers/serializer.ts";
 import { dumps, loads } from "../processes/fdpass/transfer.ts";
@@ -313,7 +313,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     if (truncated) reason = new OSError("got end of file during message");
     else if (error) reason = new OSError(error.message, (error as { code?: string }).code, { cause: error });
     this.inbox.finish(reason);
-    this.outbox?.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
+    this.outbox?.fail(brokenPipe());
   }
 
   /** A bug of ours surfaced in a socket callback: every read and write reports it from now on. */

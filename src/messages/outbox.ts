@@ -4,8 +4,7 @@
 // queue until `drain`; that queue is what send() promises measure for backpressure.
 import { BATCH_BODY_MAX, FrameBatch, frameHeader } from "../frames/encoder.ts";
 import { sendBlocks, u8 } from "../frames/codec.ts";
-import { writeAllBlocking } from "../os/libc.ts";
-import { OSError } from "../errors.ts";
+import { brokenPipe, writeAllBlocking } from "../os/libc.ts";
 
 /** Where bytes go: Bun's socket.write(buffer, offset, length) contract. */
 export interface ByteSink {
@@ -214,7 +213,7 @@ export class Outbox {
     let taken = 0;
     if (this.queue.length === 0) {
       taken = this.sink.write(u8, start, length);
-      if (taken < 0) return this.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
+      if (taken < 0) return this.fail(brokenPipe());
       if (taken === length) return batch.clear();
     }
     if (queuedBlocks < MAX_QUEUED_BLOCKS) {
@@ -234,7 +233,7 @@ export class Outbox {
     let taken = 0;
     if (this.queue.length === 0) {
       taken = this.sink.write(bytes, 0, bytes.byteLength);
-      if (taken < 0) return this.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
+      if (taken < 0) return this.fail(brokenPipe());
       if (taken === bytes.byteLength) return;
     }
     let rest = bytes.subarray(taken);
@@ -255,7 +254,7 @@ export class Outbox {
       const p = queue[done]!;
       const length = p.end - p.start;
       const taken = this.sink.write(p.data, p.start, length);
-      if (taken < 0) return this.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
+      if (taken < 0) return this.fail(brokenPipe());
       this.queued -= taken;
       if (taken < length) {
         p.start += taken;
