@@ -1,6 +1,8 @@
 // mpconn: Python's multiprocessing.connection for Bun.
 export { Connection, type ConnectionOptions, type FdConnectionOptions, type BytesLike } from "./connection/connection.ts";
 export { Pipe } from "./processes/pipe.ts";
+// Passing connections inside messages plugs itself into every connection (a reducer).
+import "./processes/fdpass/index.ts";
 export { spawn, parentConnection, type SpawnOptions, type Spawned } from "./processes/spawn.ts";
 export { ProcessError, BufferTooShort, AuthenticationError, EOFError, OSError } from "./errors.ts";
 export { structured } from "./serializers/structured.ts";

@@ -10,8 +10,8 @@ import { Outbox, RESOLVED } from "../messages/outbox.ts";
 import { openDescriptor, type LinkedSocket, type SocketLink } from "../socket/transport.ts";
 import { brokenPipe, closeFd, isOpen, readable as fdReadable } from "../os/libc.ts";
 import { resolveSerializer, type SerializerName } from "../serializers/index.ts";
-import type { Serializer } from "../serializers/serializer.ts";
-import { dumps, loads } from "../processes/fdpass/transfer.ts";
+import { unsendable, type Serializer } from "../serializers/serializer.ts";
+import { ObjectCodec, type Carrier, type Leaving } from "./reduction.ts";
 
 export interface ConnectionOptions<T = unknown> {
   /** How send()/recv() turn objects into bytes (default "structured"). */
@@ -25,6 +25,9 @@ export interface FdConnectionOptions<T = unknown> extends ConnectionOptions<T> {
 
 export type BytesLike = ArrayBufferView | ArrayBuffer;
 
+/** What a reducer sees of `conn` when it travels inside a message (tests look through it too). */
+export let leavingOf: (conn: Connection<unknown>) => Leaving;
+
 const noop = (): void => {};
 const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -32,6 +35,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   private fd: number;
   private socket: LinkedSocket | null = null;
   private readonly serializer: Serializer<T>;
+  private readonly objects: ObjectCodec<T>;
   private readonly decoder: FrameDecoder;
   private readonly inbox: Inbox;
   private outbox: Outbox | null = null;
@@ -52,6 +56,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
       () => this.stopReading(),
     );
     this.decoder = new FrameDecoder(this.inbox);
+    this.objects = new ObjectCodec(this.serializer, this.carrier());
   }
 
   /** Wrap an inherited or raw socket descriptor (e.g. a `Bun.spawn` stdio slot). An invalid fd throws. */
@@ -90,7 +95,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   send(obj: T): Promise<void> {
     try {
       this.checkWritable();
-      return this.sendFrame(dumps(this.serializer, obj, this));
+      return this.sendFrame(this.objects.dumps(obj));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -123,13 +128,13 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     const body = this.inbox.takeNow(Infinity);
     if (body !== undefined) {
       try {
-        return Promise.resolve(loads(this.serializer, body, this));
+        return Promise.resolve(this.objects.loads(body));
       } catch (error) {
         return Promise.reject(error);
       }
     }
     // loads() is a promise when the message brings connections; resolve() adopts it.
-    return this.receive(Infinity, (body, resolve) => resolve(loads(this.serializer, body, this) as T));
+    return this.receive(Infinity, (body, resolve) => resolve(this.objects.loads(body)));
   }
 
   /** The next message's bytes. Longer than `maxlength`: OSError("bad message length"), and the connection stops being readable. */
@@ -166,7 +171,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
 
   private receive<R>(
     maxlength: number,
-    take: (body: Uint8Array, resolve: (value: R) => void, reject: (error: Error) => void) => void,
+    take: (body: Uint8Array, resolve: (value: R | PromiseLike<R>) => void, reject: (error: Error) => void) => void,
   ): Promise<R> {
     try {
       this.checkReadable();
@@ -327,32 +332,49 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     return true;
   }
 
-  // ---- passing connections (src/processes/fdpass/transfer.ts) ----------------------------------
+  // ---- travelling inside messages (src/connection/reduction.ts) ----------------------
 
-  /**
-   * @internal What moving this connection takes along, without taking it: the descriptor
-   * (-1 once the stream ended and Bun closed it), the queued messages, and the raw bytes of a
-   * frame that had only partly arrived.
-   */
-  unread(): { fd: number; messages: Uint8Array[]; partial: Uint8Array[] } {
-    return { fd: this.inbox.ended ? -1 : this.fd, messages: this.inbox.peek(), partial: this.decoder.pending() };
+  /** What a reducer (src/processes/fdpass) may do with this connection and those in its messages. */
+  private carrier(): Carrier {
+    return {
+      connection: this as Connection<unknown>,
+      leaving: (obj) => (obj instanceof Connection ? obj.leaving() : undefined),
+      arriving: (readable, writable) => {
+        // It reads with the serializer of the connection it arrived on.
+        const conn = new Connection<unknown>(-1, { readable, writable, serializer: this.serializer as Serializer<unknown> });
+        return { connection: conn, attach: (fd, unread) => conn.attach(fd, unread) };
+      },
+    };
   }
 
-  /** @internal This connection moved to another process: read nothing more, close; resolves once its writes are out. */
-  moveOut(): Promise<void> {
-    this.socket?.pause();
-    return this.shut();
+  static {
+    leavingOf = (conn) => conn.leaving();
   }
 
-  /** @internal A connection that arrived from another process: its descriptor, and the bytes that came with it (read first). */
-  attach(fd: number, unread: Uint8Array): void {
+  private leaving(): Leaving {
+    return {
+      connection: this as Connection<unknown>,
+      unread: () => ({ fd: this.inbox.ended ? -1 : this.fd, messages: this.inbox.peek(), partial: this.decoder.pending() }),
+      leave: () => {
+        this.socket?.pause();
+        return this.shut();
+      },
+    };
+  }
+
+  private attach(fd: number, unread: Uint8Array): void {
     this.fd = fd;
     if (unread.byteLength > 0) this.decoder.push(unread);
   }
 
+  /** Met by a serializer that had no hook for it (a user's wrapper that drops them, or json/pickle). */
+  get [unsendable](): string {
+    return "a Connection can only be sent with the structured serializer, or one that passes the hooks it is given on to structured";
+  }
+
   /** JSON cannot carry a live connection: refuse, rather than send its fields. */
   toJSON(): never {
-    throw new TypeError("a Connection can only be sent with the structured serializer");
+    throw new TypeError(this[unsendable]);
   }
 
   // ---- helpers ----------------------------------------------------------------------
