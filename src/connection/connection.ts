@@ -12,6 +12,7 @@ import { brokenPipe, closeFd, isOpen, readable as fdReadable } from "../os/libc.
 import { resolveSerializer, type SerializerName } from "../serializers/index.ts";
 import { unsendable, type Serializer } from "../serializers/serializer.ts";
 import { ObjectCodec, type Carrier, type Leaving } from "./reduction.ts";
+import { waitable, type Readiness } from "./waitable.ts";
 
 export interface ConnectionOptions<T = unknown> {
   /** How send()/recv() turn objects into bytes (default "structured"). */
@@ -238,20 +239,22 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     return this.inbox.ready;
   }
 
-  /** @internal For wait(): whether a receive would not wait, and a way to hear when it would not. */
-  get ready(): boolean {
-    return this.inbox.ready;
-  }
-  /** @internal */
-  watch(watcher: () => void): () => void {
-    this.checkReadable();
-    this.start();
-    return this.inbox.watch(watcher);
-  }
-  /** @internal */
-  settleForWait(): Promise<boolean> {
-    this.start();
-    return this.settle();
+  /** For wait(): a message or EOF can be received without waiting. */
+  [waitable](): Readiness {
+    return {
+      check: () => this.checkReadable(),
+      ready: () => this.inbox.ready,
+      watch: (onChange) => {
+        this.checkReadable();
+        this.start();
+        return this.inbox.watch(onChange);
+      },
+      settle: () => {
+        this.start();
+        return this.settle();
+      },
+      describe: () => `Connection (fd ${this.isClosed ? "closed" : this.fd})`,
+    };
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
