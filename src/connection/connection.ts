@@ -8,7 +8,7 @@ import { FrameDecoder } from "../frames/decoder.ts";
 import { Inbox, type Receiver } from "../messages/inbox.ts";
 import { Outbox, RESOLVED } from "../messages/outbox.ts";
 import { openDescriptor, type LinkedSocket, type SocketLink } from "../socket/transport.ts";
-import { brokenPipe, closeFd, isOpen, readable as fdReadable } from "../os/libc.ts";
+import { brokenPipe, closeFd, isOpen, osError, readable as fdReadable } from "../os/libc.ts";
 import { resolveSerializer, type SerializerName } from "../serializers/index.ts";
 import { unsendable, type Serializer } from "../serializers/serializer.ts";
 import { ObjectCodec, type Carrier, type Leaving } from "./reduction.ts";
@@ -86,7 +86,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
 
   /** The OS file descriptor. */
   fileno(): number {
-    if (this.isClosed) throw new OSError("handle is closed");
+    if (this.isClosed) throw new OSError("handle is closed", "HANDLE_CLOSED");
     return this.fd;
   }
 
@@ -279,7 +279,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   private shut(): Promise<void> {
     if (this.isClosed) return RESOLVED;
     this.isClosed = true;
-    this.inbox.cancel(new OSError("handle is closed"));
+    this.inbox.cancel(new OSError("handle is closed", "HANDLE_CLOSED"));
     this.decoder.dispose();
     const socket = this.socket;
     if (!socket) {
@@ -318,8 +318,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     if (this.isClosed) return;
     const truncated = this.decoder.eof() === "truncated";
     let reason: Error | null = null;
-    if (truncated) reason = new OSError("got end of file during message");
-    else if (error) reason = new OSError(error.message, (error as { code?: string }).code, { cause: error });
+    if (truncated) reason = new OSError("got end of file during message", "MESSAGE_TRUNCATED");
+    else if (error) reason = socketError(error);
     this.inbox.finish(reason);
     this.outbox?.fail(brokenPipe());
   }
@@ -385,7 +385,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   /** Start using the descriptor: Bun takes it over and begins reading. */
   private start(): LinkedSocket {
     if (this.socket) return this.socket;
-    if (!isOpen(this.fd)) throw new OSError(`[Errno 9] Bad file descriptor: ${this.fd}`, "EBADF");
+    if (!isOpen(this.fd)) throw osError("EBADF", String(this.fd));
     this.socket = openDescriptor(this.fd, this.link);
     return this.socket;
   }
@@ -402,17 +402,17 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     this.canRead = false;
     // The peer may go on writing until the socket's buffers fill, as with a Python reader that stopped.
     this.socket?.pause();
-    this.inbox.cancel(new OSError("connection is write-only"));
+    this.inbox.cancel(new OSError("connection is write-only", "WRITE_ONLY"));
   }
 
   private checkWritable(): void {
-    if (this.isClosed) throw new OSError("handle is closed");
-    if (!this.canWrite) throw new OSError("connection is read-only");
+    if (this.isClosed) throw new OSError("handle is closed", "HANDLE_CLOSED");
+    if (!this.canWrite) throw new OSError("connection is read-only", "READ_ONLY");
   }
 
   private checkReadable(): void {
-    if (this.isClosed) throw new OSError("handle is closed");
-    if (!this.canRead) throw new OSError("connection is write-only");
+    if (this.isClosed) throw new OSError("handle is closed", "HANDLE_CLOSED");
+    if (!this.canRead) throw new OSError("connection is write-only", "WRITE_ONLY");
   }
 }
 
@@ -423,9 +423,15 @@ function checkDescriptor(fd: number): void {
   try {
     socket = fstatSync(fd).isSocket();
   } catch {
-    throw new OSError(`[Errno 9] Bad file descriptor: ${fd}`, "EBADF");
+    throw osError("EBADF", String(fd));
   }
   if (!socket) throw new OSError(`fd ${fd} is not a socket (mpconn connections need a stream socket)`, "ENOTSOCK");
+}
+
+/** A socket failure Bun reported, as Python words it; "EIO" when Bun gave no errno name. */
+function socketError(error: Error): OSError {
+  const code = (error as { code?: unknown }).code;
+  return osError(typeof code === "string" ? code : "EIO", undefined, { cause: error, fallback: error.message });
 }
 
 /** A Uint8Array over the bytes of any ArrayBufferView or ArrayBuffer. */

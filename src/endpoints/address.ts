@@ -85,7 +85,7 @@ export function toOSError(error: unknown): OSError {
   if (error instanceof OSError) return error;
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  if (typeof code !== "string") return new OSError(message, undefined, { cause: error });
+  if (typeof code !== "string") return new OSError(message, "EIO", { cause: error });
   return osError(code, undefined, { cause: error, fallback: `${message} (${code})` });
 }
 

@@ -104,7 +104,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
    * AuthenticationError for a client that failed the authkey handshake (the listener goes on).
    */
   accept(): Promise<Connection<T>> {
-    if (this.isClosed) return Promise.reject(new OSError("listener is closed"));
+    if (this.isClosed) return Promise.reject(new OSError("listener is closed", "LISTENER_CLOSED"));
     const next = this.arrivals.shift();
     if (next) return new Promise((resolve, reject) => this.hand(next, { resolve, reject }));
     return new Promise((resolve, reject) => {
@@ -141,7 +141,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
     this.arrivals = [];
     const waiters = this.waiters;
     this.waiters = [];
-    for (const w of waiters) w.reject(new OSError("listener is closed"));
+    for (const w of waiters) w.reject(new OSError("listener is closed", "LISTENER_CLOSED"));
     this.notify();
   }
 
@@ -155,11 +155,11 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
   [waitable](): Readiness {
     return {
       check: () => {
-        if (this.isClosed) throw new OSError("listener is closed");
+        if (this.isClosed) throw new OSError("listener is closed", "LISTENER_CLOSED");
       },
       ready: () => this.arrivals.length > 0,
       watch: (onChange) => {
-        if (this.isClosed) throw new OSError("listener is closed");
+        if (this.isClosed) throw new OSError("listener is closed", "LISTENER_CLOSED");
         this.watchers.add(onChange);
         this.updateRef();
         return () => {
