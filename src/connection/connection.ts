@@ -1,7 +1,8 @@
 // Python's multiprocessing.connection.Connection over a Bun socket:
-//   socket (transport.ts) → frames (frames.ts, wasm) → messages (inbox.ts) → objects (serializers)
-// and back through outbox.ts. Every method that returns a promise reports errors by
-// rejecting; synchronous members throw.
+//   socket (socket/transport.ts) → frames (frames/decoder.ts, wasm) → messages (messages/inbox.ts)
+//   → objects (./reduction.ts, serializers/)
+// and back through messages/outbox.ts and frames/encoder.ts (docs/internals.md walks it). Every
+// method that returns a promise reports errors by rejecting; synchronous members throw.
 import { fstatSync } from "node:fs";
 import { BufferTooShort, EOFError, OSError } from "../errors.ts";
 import { FrameDecoder } from "../frames/decoder.ts";

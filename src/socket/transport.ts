@@ -1,8 +1,8 @@
 // Bun sockets → the connection. One handler table serves every socket mpconn owns (from a
-// descriptor, a Listener or a Client); `socket.data` points at the connection it feeds.
-// Facts this relies on (bun-runtime-notes.md, part A): every data() chunk is a fresh
+// descriptor, a Listener or a Client); `socket.data` is the link of the connection it feeds.
+// Facts this relies on (docs/internals.md, "Bun's sockets"): every data() chunk is a fresh
 // ArrayBuffer; write() returns what the kernel took and drops the rest; drain can fire
-// spuriously; end() is a full close.
+// spuriously; end() is a full close; a throw in a callback goes to the error handler.
 import type { Socket, SocketHandler } from "bun";
 
 /** What a socket reports to the connection it belongs to. */
