@@ -4,7 +4,7 @@ export { Pipe } from "./processes/pipe.ts";
 // Passing connections inside messages plugs itself into every connection (a reducer).
 import "./processes/fdpass/index.ts";
 export { spawn, parentConnection, type SpawnOptions, type Spawned } from "./processes/spawn.ts";
-export { ProcessError, BufferTooShort, AuthenticationError, EOFError, OSError } from "./errors.ts";
+export { ProcessError, BufferTooShort, AuthenticationError, EOFError, OSError, type MpconnErrorCode } from "./errors.ts";
 export { structured } from "./serializers/structured.ts";
 export { json } from "./serializers/json.ts";
 export type { SerializerName } from "./serializers/index.ts";
