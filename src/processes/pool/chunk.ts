@@ -12,6 +12,8 @@ export interface ChunkOwner {
 export class Chunk {
   /** "queued" → "running" → "settled"; a cancelled chunk is settled without an outcome. */
   state: "queued" | "running" | "settled" = "queued";
+  /** When it was handed to a worker (performance.now()), for imap's chunk sizing. */
+  sentAt = 0;
   constructor(
     readonly owner: ChunkOwner,
     readonly name: string,

@@ -16,9 +16,6 @@ export type { PoolStats } from "./dispatcher.ts";
 /** The worker entry that ships with mpconn: loads the user's module and serves its exports. */
 const WORKER_ENTRY = fileURLToPath(new URL("./worker.ts", import.meta.url));
 
-/** imap/imapUnordered without a chunksize. */
-export const IMAP_CHUNKSIZE = 1;
-
 export interface PoolOptions extends SpawnOptions {
   /** Worker processes (default: the machine's available parallelism). */
   processes?: number;
@@ -33,7 +30,7 @@ export interface MapOptions {
 }
 
 export interface IMapOptions {
-  /** Items per message to a worker (default 1). */
+  /** Items per message to a worker (default: sized as it goes, so that a chunk takes about 2 ms). */
   chunksize?: number;
   signal?: AbortSignal;
 }
@@ -187,7 +184,7 @@ export class Pool<T extends object = AnyTasks> implements AsyncDisposable, Dispo
   private iterate<R>(name: string, iterable: unknown, options: IMapOptions, ordered: boolean): AsyncIterableIterator<R> {
     taskName(name);
     if (typeof options !== "object" || options === null) throw new TypeError(`options must be an object, not ${describe(options)}`);
-    const chunksize = positiveInteger("chunksize", options.chunksize, IMAP_CHUNKSIZE);
+    const chunksize = positiveInteger("chunksize", options.chunksize, 0) || "auto";
     const signal = signalOption(options.signal);
     this.checkOpen();
     return new IMap<R>(this.dispatcher, name, iterable as Iterable<unknown>, chunksize, ordered, signal);

@@ -57,6 +57,7 @@ export class WorkerProcess {
   run(chunk: Chunk): void {
     this.chunk = chunk;
     chunk.state = "running";
+    chunk.sentAt = performance.now();
     this.conn.send([chunk.name, chunk.star ? 1 : 0, chunk.items]).catch((error: unknown) => {
       // A connection error means the worker is gone: its exit reports that.
       if (error instanceof OSError || this.chunk !== chunk) return;
@@ -95,7 +96,9 @@ export class WorkerProcess {
         this.events.answered(this, chunk, outcome);
       }
     } catch (error) {
-      if (error instanceof EOFError || this.conn.closed) return;
+      // The connection ended or broke (EOF, ECONNRESET, a truncated message): the worker is
+      // gone or going, and its exit says how.
+      if (error instanceof EOFError || error instanceof OSError || this.conn.closed) return;
       // Anything else is a worker we cannot understand: its chunk fails with why, and it goes.
       this.failure = error as Error;
       this.kill();
