@@ -15,3 +15,5 @@ export { wait, type Waitable, type WaitableProcess } from "./connection/wait.ts"
 export type { Address, Family, PeerAddress } from "./endpoints/address.ts";
 export type { Authkey } from "./endpoints/handshake.ts";
 export { pickle, PicklingError, UnpicklingError, type PickleOptions, type PickleLimits } from "./serializers/pickle/index.ts";
+export { Pool, type PoolOptions, type PoolStats, type MapOptions, type IMapOptions, type TaskName, type TaskArgs, type TaskResult, type AnyTasks } from "./processes/pool/pool.ts";
+export { RemoteError, WorkerExitedError } from "./processes/pool/errors.ts";

@@ -53,6 +53,11 @@ const EAGAIN = constants.errno.EAGAIN;
 const errnoNames = new Map<number, string>();
 for (const [name, n] of Object.entries(constants.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name);
 
+/** errno's name ("EPIPE"), or undefined for a number this platform does not name. */
+export function errnoName(n: number): string | undefined {
+  return errnoNames.get(n);
+}
+
 /** The errno of the last failed call. */
 export function errno(): number {
   return read.i32(errnoAt(), 0);
@@ -82,6 +87,11 @@ export function brokenPipe(): OSError {
 }
 
 // ---- descriptors ------------------------------------------------------------------------
+
+/** fcntl(2) with an integer argument; -1 on failure (errno() tells why). */
+export function fcntl(fd: number, command: number, argument: number): number {
+  return lib.fcntl(fd, command, argument);
+}
 
 /** A connected pair of AF_UNIX stream sockets, close-on-exec, blocking. */
 export function socketpair(): [number, number] {
