@@ -138,7 +138,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
     if (this.isClosed || !this.canRead) return this.receive(0, noop);
     if (maxlength !== undefined && maxlength !== null) {
       if (typeof maxlength !== "number" || Number.isNaN(maxlength)) return Promise.reject(new TypeError("maxlength must be a number"));
-      if (maxlength < 0) return Promise.reject(new RangeError("negative maxlength"));
+      if (maxlength < 0) return Promise.reject(new RangeError(`negative maxlength: ${maxlength}`));
     }
     const limit = maxlength ?? Infinity;
     const body = this.inbox.takeNow(limit);
@@ -153,8 +153,8 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
       this.checkReadable();
       target = asBytes(buf);
       if (!Number.isInteger(offset)) throw new TypeError("offset must be an integer");
-      if (offset < 0) throw new RangeError("negative offset");
-      if (offset > target.byteLength) throw new RangeError("offset too large");
+      if (offset < 0) throw new RangeError(`negative offset: ${offset}`);
+      if (offset > target.byteLength) throw new RangeError(`offset too large: ${offset} > buffer length ${target.byteLength}`);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -385,7 +385,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
 
 function checkDescriptor(fd: number): void {
   if (typeof fd !== "number" || !Number.isInteger(fd)) throw new TypeError(`fd must be an integer, not ${typeof fd}`);
-  if (fd < 0) throw new RangeError("invalid handle");
+  if (fd < 0) throw new RangeError(`invalid handle: ${fd}`);
   let socket = false;
   try {
     socket = fstatSync(fd).isSocket();
@@ -408,11 +408,11 @@ function byteRange(buf: BytesLike, offset: number, size: number | undefined): Ui
   const bytes = asBytes(buf);
   const n = bytes.byteLength;
   if (!Number.isInteger(offset)) throw new TypeError("offset must be an integer");
-  if (offset < 0) throw new RangeError("offset is negative");
-  if (n < offset) throw new RangeError("buffer length < offset");
+  if (offset < 0) throw new RangeError(`offset is negative: ${offset}`);
+  if (n < offset) throw new RangeError(`buffer length < offset: ${n} < ${offset}`);
   if (size === undefined || size === null) size = n - offset;
   else if (!Number.isInteger(size)) throw new TypeError("size must be an integer");
-  else if (size < 0) throw new RangeError("size is negative");
-  else if (offset + size > n) throw new RangeError("buffer length < offset + size");
+  else if (size < 0) throw new RangeError(`size is negative: ${size}`);
+  else if (offset + size > n) throw new RangeError(`buffer length < offset + size: ${n} < ${offset} + ${size}`);
   return offset === 0 && size === n ? bytes : bytes.subarray(offset, offset + size);
 }

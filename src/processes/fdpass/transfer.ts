@@ -11,6 +11,7 @@
 // fetching its descriptor; recv() resolves only after every fetch of the message landed.
 import { Connection } from "../../connection/connection.ts";
 import { OSError } from "../../errors.ts";
+import { unexpectedChallenge } from "../../endpoints/handshake.ts";
 import type { Serializer } from "../../serializers/serializer.ts";
 import { structured, type StructuredHooks } from "../../serializers/structured.ts";
 import { close, dup, isUnixStream, supported } from "../../os/scm-rights.ts";
@@ -175,9 +176,16 @@ function checkMoved(value: unknown): Moved {
 /**
  * serializer.loads(body); when the message carries connections, a promise that resolves
  * once each one's descriptor has arrived (rejects, closing them all, if any cannot be had).
+ * A Listener's authkey challenge that reached recv() fails as the AuthenticationError it is.
  */
 export function loads<T>(serializer: Serializer<T>, body: Uint8Array, carrier: Connection<T>): T | Promise<T> {
-  if (serializer !== structured) return serializer.loads(body);
+  if (serializer !== structured) {
+    try {
+      return serializer.loads(body);
+    } catch (error) {
+      throw unexpectedChallenge(body, error) ?? error;
+    }
+  }
   const outer = incoming;
   const outerCarrier = carrierOf;
   incoming = null;
@@ -188,7 +196,7 @@ export function loads<T>(serializer: Serializer<T>, body: Uint8Array, carrier: C
     value = structured.loads(body, receiveHooks) as T;
   } catch (error) {
     discard((incoming as Arriving | null) ?? []);
-    throw error;
+    throw unexpectedChallenge(body, error) ?? error;
   } finally {
     arriving = incoming as Arriving | null; // (filled by revive)
     incoming = outer;
