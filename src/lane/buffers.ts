@@ -1,28 +1,19 @@
-// Fresh memory for what the lane copies out of a region: the buffer recvBytes returns, and the
-// copy a send keeps while it waits for room. Fresh memory is paid in page faults on its first
-// touch (docs/large-messages.md has this machine's figures), so large buffers go on huge pages:
-//  - from 4 MiB: an ordinary buffer, its huge-page-aligned part advised before the copy touches it;
-//  - from 1 MiB: a mapping of whole huge pages of its own (below 4 MiB the aligned part of an
-//    ordinary buffer is often empty). The garbage collector unmaps these but does not count them,
-//    so at most BUDGET bytes of them are out at once; past it, an ordinary buffer.
-//  - below 1 MiB: an ordinary buffer.
-import { freshBuffer, hugePageBuffer, hugePageLength, supported } from "../os/shm.ts";
+// Memory for what the lane copies out of a region: the buffer recvBytes returns, and the copy a
+// send keeps while it waits for room. Its first touch would be paid in page faults
+// (docs/large-messages.md has this machine's figures), so:
+//  - from 1 MiB to 64 MiB it comes from the pool of warm slots (pool.ts);
+//  - larger, or where there is no pool or the pool is at its cap: fresh memory advised onto huge
+//    pages, which the garbage collector counts (so it collects such buffers in time), where
+//    pooled slots of that size would pile up between collections;
+//  - below 1 MiB, an ordinary buffer.
+import { freshBuffer } from "../os/shm.ts";
+import { resultPool } from "./pool.ts";
 
 const MiB = 1024 * 1024;
-const BUDGET = 256 * MiB;
 
-let outstanding = 0;
-const collected = new FinalizationRegistry<number>((length) => {
-  outstanding -= length;
-});
-
-/** A new zeroed buffer of `size` bytes for a message. */
+/** A buffer of `size` bytes whose every byte the caller writes (its contents may be left over). */
 export function messageBuffer(size: number): Uint8Array {
-  if (size < MiB || !supported) return new Uint8Array(size);
-  const length = hugePageLength(size);
-  if (size >= 4 * MiB || outstanding + length > BUDGET) return freshBuffer(size);
-  const bytes = hugePageBuffer(size);
-  outstanding += length;
-  collected.register(bytes.buffer, length);
-  return bytes;
+  if (size < MiB) return new Uint8Array(size);
+  if (size > 64 * MiB) return freshBuffer(size);
+  return resultPool()?.take(size) ?? freshBuffer(size);
 }

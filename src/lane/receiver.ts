@@ -103,7 +103,8 @@ export class IncomingMessage {
     } catch (error) {
       return done(new OSError(`shared-memory lane: cannot allocate ${this.length} bytes for a message`, "ENOMEM", { cause: error }), EMPTY);
     }
-    this.readInto(bytes, 0, (error) => done(error, bytes));
+    // On failure the buffer (which may hold another message's leftover bytes) is not passed on.
+    this.readInto(bytes, 0, (error) => (error ? done(error, EMPTY) : done(null, bytes)));
   }
 
   /** Let the peer reuse this message's pieces without reading them (now and as they arrive). */

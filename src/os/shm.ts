@@ -133,27 +133,15 @@ export function freshBuffer(size: number): Uint8Array {
   return bytes;
 }
 
-/** The memory hugePageBuffer(size) maps: whole huge pages. */
+/** Whole huge pages for `size` bytes. */
 export const hugePageLength = (size: number): number => Math.ceil(size / HUGE_PAGE) * HUGE_PAGE;
 
-/** The native address of munmap (bun:ffi functions carry it as `ptr`, which bun-types omits). */
-function munmapAddress(): Pointer {
-  return (lib().munmap as unknown as { ptr: Pointer }).ptr;
-}
-
-/** toArrayBuffer's two further arguments (bun-types declares three): a native deallocator and its context. */
-type ExternalArrayBuffer = (address: Pointer, byteOffset: number, byteLength: number, context: number, deallocator: Pointer) => ArrayBuffer;
-
 /**
- * `size` bytes of fresh zeroed memory of its own mapping, on transparent huge pages (2 MiB: one
- * page fault where 4 KiB pages take 512) — hugePageLength(size) bytes of them. The garbage
- * collector unmaps it when the last view of it is gone: munmap runs natively as the buffer's
- * deallocator, so a transferred buffer stays valid. The collector does not count this memory as
- * its own, so callers bound how much of it they hand out (see src/lane/buffers.ts). Where the
- * kernel gives no huge pages the memory is still correct, only slower to touch first.
+ * A private zeroed mapping of `length` bytes (a multiple of 2 MiB) that starts on a huge-page
+ * boundary and is advised onto transparent huge pages (one page fault per 2 MiB where 4 KiB
+ * pages take 512). Returns its address; unmapPages() gives it back.
  */
-export function hugePageBuffer(size: number): Uint8Array {
-  const length = hugePageLength(size);
+export function mapHugePages(length: number): number {
   // Map one huge page more, then cut the ends so the mapping starts on a huge-page boundary.
   const reserved = length + HUGE_PAGE;
   const start = Number(lib().mmap(null, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -163,6 +151,35 @@ export function hugePageBuffer(size: number): Uint8Array {
   const end = start + reserved;
   if (end > address + length) lib().munmap((address + length) as Pointer, end - address - length);
   lib().madvise(address as Pointer, length, MADV_HUGEPAGE); // advice only: no huge pages is fine
+  return address;
+}
+
+/** A private zeroed mapping of `length` bytes (for memory that must never move or be freed). */
+export function mapPages(length: number): number {
+  const address = Number(lib().mmap(null, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (address === -1) throw failure("mmap");
+  return address;
+}
+
+export function unmapPages(address: number, length: number): void {
+  if (lib().munmap(address as Pointer, length) !== 0) throw failure("munmap");
+}
+
+/** A Uint8Array over `size` bytes at `address`, for memory that outlives every view of it. */
+export function viewOf(address: number, size: number): Uint8Array {
+  return new Uint8Array(toArrayBuffer(address as Pointer, 0, size));
+}
+
+/** toArrayBuffer's two further arguments (bun-types declares three): a native deallocator and its context. */
+type ExternalArrayBuffer = (address: Pointer, byteOffset: number, byteLength: number, context: number, deallocator: Pointer) => ArrayBuffer;
+
+/**
+ * A Uint8Array over `size` bytes at `address` that the garbage collector does not own: when the
+ * buffer's memory is released (after its last view is gone, wherever a transfer took it), the
+ * native function `deallocator(address, context)` runs — inside the collector, so it must be
+ * native. The collector does not count this memory as its own.
+ */
+export function externalBuffer(address: number, size: number, deallocator: Pointer, context: number): Uint8Array {
   const external = toArrayBuffer as unknown as ExternalArrayBuffer;
-  return new Uint8Array(external(address as Pointer, 0, size, length, munmapAddress()));
+  return new Uint8Array(external(address as Pointer, 0, size, context, deallocator));
 }
