@@ -14,6 +14,7 @@
 // use pass a budget and none is free, the pool asks for a young-generation collection once
 // (what CPython's reference counting does at once), and past a hard cap it gives up (null).
 import { read, type Pointer } from "bun:ffi";
+import { isMainThread } from "node:worker_threads";
 import { externalBuffer, hugePageLength, mapHugePages, mapPages, supported, unmapPages, viewOf } from "../os/shm.ts";
 import { compileRelease } from "./release.ts";
 
@@ -108,11 +109,15 @@ class Pool {
 
 let pool: Pool | null | undefined;
 
-/** The process's pool, or null where it cannot be had (not Linux, no compiler for bun:ffi's cc). */
+/**
+ * The process's pool, or null where it cannot be had: not Linux, no compiler for bun:ffi's cc, or
+ * a worker thread (a buffer transferred out of a worker may be released after the worker ended,
+ * and the code and flags its release writes through must outlive it: only the main thread's do).
+ */
 export function resultPool(): Pool | null {
   if (pool !== undefined) return pool;
   pool = null;
-  if (!supported) return pool;
+  if (!supported || !isMainThread) return pool;
   try {
     pool = new Pool(mapPages(MAX_SLOTS), compileRelease());
   } catch {
