@@ -26,9 +26,10 @@ export class AuthenticationError extends ProcessError {}
 
 /** The peer closed the connection and nothing is left to read. */
 export class EOFError extends Error {
+  /** Python's arguments: empty for a plain end of file (the default message is ours, not an argument). */
   readonly args: unknown[];
   constructor(message?: string) {
-    super(message ?? "");
+    super(message ?? "the peer closed the connection");
     this.name = "EOFError";
     this.args = message === undefined ? [] : [message];
   }

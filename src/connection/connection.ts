@@ -5,6 +5,7 @@
 // method that returns a promise reports errors by rejecting; synchronous members throw.
 import { fstatSync } from "node:fs";
 import { BufferTooShort, EOFError, OSError } from "../errors.ts";
+import { unexpectedChallenge } from "../endpoints/handshake.ts";
 import { FrameDecoder } from "../frames/decoder.ts";
 import { Inbox, type Receiver } from "../messages/inbox.ts";
 import { Outbox, RESOLVED } from "../messages/outbox.ts";
@@ -130,13 +131,22 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     const body = this.inbox.takeNow(Infinity);
     if (body !== undefined) {
       try {
-        return Promise.resolve(this.objects.loads(body));
+        return Promise.resolve(this.loads(body));
       } catch (error) {
         return Promise.reject(error);
       }
     }
     // loads() is a promise when the message brings connections; resolve() adopts it.
-    return this.receive(Infinity, (body, resolve) => resolve(this.objects.loads(body)));
+    return this.receive(Infinity, (body, resolve) => resolve(this.loads(body)));
+  }
+
+  /** A Listener's authkey challenge where a message was expected fails as the AuthenticationError it is. */
+  private loads(body: Uint8Array): T | Promise<T> {
+    try {
+      return this.objects.loads(body);
+    } catch (error) {
+      throw unexpectedChallenge(body, error) ?? error;
+    }
   }
 
   /** The next message's bytes. Longer than `maxlength`: OSError("bad message length"), and the connection stops being readable. */
@@ -144,7 +154,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     if (this.isClosed || !this.canRead) return this.receive(0, noop);
     if (maxlength !== undefined && maxlength !== null) {
       if (typeof maxlength !== "number" || Number.isNaN(maxlength)) return Promise.reject(new TypeError("maxlength must be a number"));
-      if (maxlength < 0) return Promise.reject(new RangeError("negative maxlength"));
+      if (maxlength < 0) return Promise.reject(new RangeError(`negative maxlength: ${maxlength}`));
     }
     const limit = maxlength ?? Infinity;
     const body = this.inbox.takeNow(limit);
@@ -159,8 +169,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
       this.checkReadable();
       target = asBytes(buf);
       if (!Number.isInteger(offset)) throw new TypeError("offset must be an integer");
-      if (offset < 0) throw new RangeError("negative offset");
-      if (offset > target.byteLength) throw new RangeError("offset too large");
+      if (offset < 0) throw new RangeError(`negative offset: ${offset}`);
+      if (offset > target.byteLength) throw new RangeError(`offset too large: ${offset} > buffer length ${target.byteLength}`);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -419,7 +429,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
 
 function checkDescriptor(fd: number): void {
   if (typeof fd !== "number" || !Number.isInteger(fd)) throw new TypeError(`fd must be an integer, not ${typeof fd}`);
-  if (fd < 0) throw new RangeError("invalid handle");
+  if (fd < 0) throw new RangeError(`invalid handle: ${fd}`);
   let socket = false;
   try {
     socket = fstatSync(fd).isSocket();
@@ -448,11 +458,11 @@ function byteRange(buf: BytesLike, offset: number, size: number | undefined): Ui
   const bytes = asBytes(buf);
   const n = bytes.byteLength;
   if (!Number.isInteger(offset)) throw new TypeError("offset must be an integer");
-  if (offset < 0) throw new RangeError("offset is negative");
-  if (n < offset) throw new RangeError("buffer length < offset");
+  if (offset < 0) throw new RangeError(`offset is negative: ${offset}`);
+  if (n < offset) throw new RangeError(`buffer length < offset: ${n} < ${offset}`);
   if (size === undefined || size === null) size = n - offset;
   else if (!Number.isInteger(size)) throw new TypeError("size must be an integer");
-  else if (size < 0) throw new RangeError("size is negative");
-  else if (offset + size > n) throw new RangeError("buffer length < offset + size");
+  else if (size < 0) throw new RangeError(`size is negative: ${size}`);
+  else if (offset + size > n) throw new RangeError(`buffer length < offset + size: ${n} < ${offset} + ${size}`);
   return offset === 0 && size === n ? bytes : bytes.subarray(offset, offset + size);
 }

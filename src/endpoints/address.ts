@@ -58,6 +58,12 @@ export function parseAddress(address: Address | null | undefined, family: Family
     throw new TypeError(`address ${describe(address)} does not match family ${family}`);
   }
   if (typeof address === "string") {
+    const hostPort = /^\[?([^/\0[\]]*?)\]?:(\d{1,5})$/.exec(address);
+    if (hostPort) {
+      throw new TypeError(
+        `address ${describe(address)} is a unix socket path (a string always is); for TCP pass [${describe(hostPort[1])}, ${Number(hostPort[2])}]`,
+      );
+    }
     const abstract = address.startsWith("\0");
     // Python's message; Bun would only say EINVAL.
     if (Buffer.byteLength(address) > MAX_UNIX_PATH + (abstract ? 1 : 0)) throw new OSError("AF_UNIX path too long", "ENAMETOOLONG");
@@ -80,13 +86,22 @@ function describe(value: unknown): string {
 
 // ---- OS errors, worded as Python's ----------------------------------------------------
 
-/** A Bun socket error as Python words it: OSError("[Errno 111] Connection refused", "ECONNREFUSED"). */
-export function toOSError(error: unknown): OSError {
+/**
+ * A Bun socket error as Python words it: OSError("[Errno 111] Connection refused", "ECONNREFUSED").
+ * With the `endpoint` connected to, the message names it, as Python names the file of a failed
+ * open(): "[Errno 2] No such file or directory: '/tmp/x.sock' (is the Listener running?)".
+ */
+export function toOSError(error: unknown, endpoint?: Endpoint): OSError {
   if (error instanceof OSError) return error;
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
   if (typeof code !== "string") return new OSError(message, "EIO", { cause: error });
-  return osError(code, undefined, { cause: error, fallback: `${message} (${code})` });
+  let where: string | undefined;
+  if (endpoint !== undefined) {
+    where = endpoint.family === "AF_UNIX" ? `'${endpoint.path.replace("\0", "\\0")}'` : `${endpoint.host}:${endpoint.port}`;
+    if (code === "ENOENT" || code === "ECONNREFUSED") where += " (is the Listener running?)";
+  }
+  return osError(code, where, { cause: error, fallback: `${message} (${code})` });
 }
 
 // ---- the private directory of default addresses -----------------------------------------

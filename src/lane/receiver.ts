@@ -10,6 +10,7 @@
 // read ever goes outside a mapping.
 import { OSError } from "../errors.ts";
 import { closeFd } from "../os/libc.ts";
+import { hugePageBuffer } from "../os/shm.ts";
 import { FIRST, LAST, OFFER, PIECE, RELEASE, RETIRE, encodeNotice, type Notice } from "./notices.ts";
 import { Region } from "./region.ts";
 import { PAGE } from "./ring.ts";
@@ -95,7 +96,7 @@ export class IncomingMessage {
   read(done: (error: Error | null, bytes: Uint8Array) => void): void {
     let bytes: Uint8Array;
     try {
-      bytes = new Uint8Array(this.length);
+      bytes = this.length >= HUGE_FROM ? hugePageBuffer(this.length) : new Uint8Array(this.length);
     } catch (error) {
       return done(new OSError(`shared-memory lane: cannot allocate ${this.length} bytes for a message`, "ENOMEM", { cause: error }), EMPTY);
     }
@@ -156,6 +157,13 @@ export class IncomingMessage {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * From this size on a received message gets fresh memory on huge pages: the first touch of
+ * fresh memory is mostly page faults, and a 2 MiB page costs about what one 4 KiB page does
+ * (docs/large-messages.md has this machine's figures). Below it, an ordinary buffer.
+ */
+const HUGE_FROM = 1024 * 1024;
 
 export class LaneReceiver {
   private regions = new Map<number, IncomingRegion>();

@@ -1,7 +1,8 @@
 // Where the sender puts the next piece in its region: a ring of contiguous allocations, freed
 // in the order they were made (the receiver consumes pieces in order). Allocations start on a
-// page boundary. When everything is freed the ring starts again at offset 0, so steady traffic
-// keeps reusing the same first pages (warm) instead of walking through the whole region.
+// page boundary. The ring stays in the pages it has already touched (warm) whenever it can:
+// it starts again at offset 0 when empty, and wraps to the start rather than moving on into
+// untouched pages when there is room there; it goes further only when what is in flight needs it.
 // This state is the sender's own: nothing in shared memory can change it.
 
 export const PAGE = 4096;
@@ -13,6 +14,8 @@ export class Ring {
   private starts: number[] = [];
   private ends: number[] = [];
   private first = 0;
+  /** End of the furthest allocation ever made: the pages below it have been written. */
+  private touched = 0;
 
   constructor(readonly size: number) {}
 
@@ -40,9 +43,11 @@ export class Ring {
     const last = this.starts.length - 1;
     const head = this.ends[last]!;
     if (this.starts[last]! >= tail) {
-      // Not wrapped: room after the newest allocation, else before the oldest.
-      if (this.size - head >= want) return this.push(head, want);
-      if (tail >= want) return this.push(0, want);
+      // Not wrapped: room after the newest allocation, or before the oldest.
+      const afterHead = this.size - head >= want;
+      const beforeTail = tail >= want;
+      if (afterHead && (head + want <= this.touched || !beforeTail)) return this.push(head, want);
+      if (beforeTail) return this.push(0, want);
       return -1;
     }
     return tail - head >= want ? this.push(head, want) : -1;
@@ -62,6 +67,7 @@ export class Ring {
   private push(start: number, size: number): number {
     this.starts.push(start);
     this.ends.push(start + size);
+    this.touched = Math.max(this.touched, start + size);
     return start;
   }
 }

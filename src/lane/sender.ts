@@ -14,6 +14,7 @@
 // a RELEASE that does not fit it fails the lane, and nothing in shared memory is ever read.
 import { OSError } from "../errors.ts";
 import { FIRST, LAST, OFFER, PIECE, RETIRE, encodeNotice } from "./notices.ts";
+import { hugePageBuffer } from "../os/shm.ts";
 import { Region } from "./region.ts";
 import { Ring, roundUp } from "./ring.ts";
 
@@ -69,6 +70,14 @@ const EMPTY = new Uint8Array(0);
 
 const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(n));
 
+/** A copy of what waits for room (fresh memory: on huge pages when large, see hugePageBuffer). */
+function copyAside(bytes: Uint8Array): Uint8Array {
+  if (bytes.byteLength < 1024 * 1024) return bytes.slice();
+  const copy = hugePageBuffer(bytes.byteLength);
+  copy.set(bytes);
+  return copy;
+}
+
 export class LaneSender {
   private current: Placed | null = null;
   /** The region of every piece placed and not released, oldest first (from index `firstLive`). */
@@ -106,7 +115,7 @@ export class LaneSender {
       throw this.failure!;
     }
     if (out.placed < out.length) {
-      out.rest = body.slice(out.placed);
+      out.rest = copyAside(body.subarray(out.placed));
       this.waiting.push(out);
     }
     return out;
@@ -221,8 +230,10 @@ export class LaneSender {
       if (offset >= 0) return [c, offset];
       if (c.ring.size >= this.options.maxSize) return null;
     }
+    // Four times larger at least: a burst reaches its size in few steps, and each step is a
+    // region of fresh pages (slow to touch the first time).
     const wanted = nextPow2(2 * roundUp(size) + (c ? c.ring.used : 0));
-    const next = this.grow(Math.min(this.options.maxSize, Math.max(this.options.initialSize, wanted, c ? 2 * c.ring.size : 0)), out);
+    const next = this.grow(Math.min(this.options.maxSize, Math.max(this.options.initialSize, wanted, c ? 4 * c.ring.size : 0)), out);
     const offset = next.ring.allocate(size);
     return offset >= 0 ? [next, offset] : null;
   }

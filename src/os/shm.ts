@@ -1,5 +1,6 @@
 // The libc calls behind the shared-memory lane (docs/large-messages.md): an anonymous memory
-// file (memfd) sealed so that its size can never change, mapped shared into both processes.
+// file (memfd) sealed so that its size can never change, mapped shared into both processes;
+// and fresh private memory on transparent huge pages for large received messages.
 // Linux only; `supported` says whether this process can use them.
 //
 // mmap returns its address as a plain number (i64_fast; MAP_FAILED is -1): a mapping is only ever touched through the
@@ -19,6 +20,10 @@ const O_CLOEXEC = 0o2000000;
 const PROT_READ = 0x1;
 const PROT_WRITE = 0x2;
 const MAP_SHARED = 0x1;
+const MAP_PRIVATE = 0x2;
+const MAP_ANONYMOUS = 0x20;
+const MADV_HUGEPAGE = 14;
+const HUGE_PAGE = 2 * 1024 * 1024;
 const F_ADD_SEALS = 1033;
 const F_GET_SEALS = 1034;
 export const F_SEAL_SEAL = 0x1;
@@ -34,12 +39,13 @@ function load() {
     open: { args: ["buffer", "i32"], returns: "i32" },
     mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: FFIType.i64_fast },
     munmap: { args: ["ptr", "u64"], returns: "i32" },
-  }).symbols;
+    madvise: { args: ["ptr", "u64", "i32"], returns: "i32" },
+  });
 }
 
-let libc: ReturnType<typeof load> | null = null;
-function lib(): ReturnType<typeof load> {
-  return (libc ??= load());
+let library: ReturnType<typeof load> | null = null;
+function lib(): ReturnType<typeof load>["symbols"] {
+  return (library ??= load()).symbols;
 }
 
 function failure(call: string): OSError {
@@ -107,4 +113,34 @@ export function map(fd: number, size: number, writable: boolean): Mapping {
 
 export function unmap(mapping: Mapping): void {
   if (lib().munmap(mapping.address as Pointer, mapping.size) !== 0) throw failure("munmap");
+}
+
+/** The native address of munmap (bun:ffi functions carry it as `ptr`, which bun-types omits). */
+function munmapAddress(): Pointer {
+  lib();
+  return (library!.symbols.munmap as unknown as { ptr: Pointer }).ptr;
+}
+
+/** toArrayBuffer's two further arguments (bun-types declares three): a native deallocator and its context. */
+type ExternalArrayBuffer = (address: Pointer, byteOffset: number, byteLength: number, context: number, deallocator: Pointer) => ArrayBuffer;
+
+/**
+ * `size` bytes of fresh zeroed memory on transparent huge pages (2 MiB: one page fault where
+ * 4 KiB pages take 512), unmapped by the garbage collector when the last view of it is gone —
+ * munmap runs natively as the buffer's deallocator, so a transferred buffer stays valid. Where
+ * the kernel gives no huge pages the memory is still correct, only slower to touch first.
+ */
+export function hugePageBuffer(size: number): Uint8Array {
+  const length = Math.ceil(size / HUGE_PAGE) * HUGE_PAGE;
+  // Map one huge page more, then cut the ends so the mapping starts on a huge-page boundary.
+  const reserved = length + HUGE_PAGE;
+  const start = Number(lib().mmap(null, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (start === -1) throw failure("mmap");
+  const address = Math.ceil(start / HUGE_PAGE) * HUGE_PAGE;
+  if (address > start) lib().munmap(start as Pointer, address - start);
+  const end = start + reserved;
+  if (end > address + length) lib().munmap((address + length) as Pointer, end - address - length);
+  lib().madvise(address as Pointer, length, MADV_HUGEPAGE); // advice only: no huge pages is fine
+  const external = toArrayBuffer as unknown as ExternalArrayBuffer;
+  return new Uint8Array(external(address as Pointer, 0, size, length, munmapAddress()));
 }

@@ -15,6 +15,11 @@ const OPTIONS = { threshold: 64 * KiB, initialSize: 512 * KiB, maxSize: 8 * MiB 
 
 const mappings = (): number => readFileSync("/proc/self/maps", "utf8").split("\n").filter((line) => line.includes("memfd:mpconn-lane")).length;
 const descriptors = (): number => readdirSync("/proc/self/fd").length;
+/** The descriptor count once it is back to `expected` (Bun closes a socket just after its close callback), or after 2 s. */
+async function descriptorsSettled(expected: number): Promise<number> {
+  for (let i = 0; i < 200 && descriptors() !== expected; i++) await Bun.sleep(10);
+  return descriptors();
+}
 
 /** Start lane-peer.ts in `mode`; our end of the lane to it. */
 async function peer(mode: string) {
@@ -26,8 +31,14 @@ async function peer(mode: string) {
   closeFd(theirData);
   closeFd(theirFds);
   const end = new LaneEnd(scmDescriptors(fds), OPTIONS);
-  end.attach(await socketWire(data, end));
-  return { child, end, closeFds: () => closeFd(fds) };
+  const wire = await socketWire(data, end);
+  end.attach(wire);
+  /** Close the descriptor socket and wait until Bun has closed the stream socket. */
+  const closeFds = async (): Promise<void> => {
+    closeFd(fds);
+    await wire.closed;
+  };
+  return { child, end, closeFds };
 }
 
 function random(size: number, seed: number): Uint8Array {
@@ -63,12 +74,13 @@ describe("lane between processes", () => {
     let report = await next();
     while (report !== "" && !report.startsWith("@@peer ")) report = await next();
     expect(await child.exited).toBe(0);
+    while ((await next()) !== ""); // to the end of its output: the pipe closes
     const { echoed, mappings: theirs } = JSON.parse(report.slice(7));
     expect(echoed).toBe(sizes.length);
     expect(theirs).toBe(0);
-    closeFds();
+    await closeFds();
     expect(mappings()).toBe(0);
-    expect(descriptors()).toBe(fds);
+    expect(await descriptorsSettled(fds)).toBe(fds);
   });
 
   test("a peer killed in the middle of a message: the read fails with CPython's error, nothing leaks", async () => {
@@ -83,8 +95,8 @@ describe("lane between processes", () => {
     expect(error).toBeInstanceOf(OSError);
     expect((error as OSError).message).toBe("got end of file during message");
     end.close();
-    closeFds();
+    await closeFds();
     expect(mappings()).toBe(0);
-    expect(descriptors()).toBe(fds);
+    expect(await descriptorsSettled(fds)).toBe(fds);
   });
 });

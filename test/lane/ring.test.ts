@@ -31,6 +31,17 @@ describe("Ring", () => {
     expect(ring.allocate(PAGE)).toBe(0);
   });
 
+  test("wraps to the start rather than moving on into pages it never touched", () => {
+    const ring = new Ring(16 * PAGE);
+    ring.allocate(4 * PAGE);
+    ring.allocate(4 * PAGE); // touched: pages 0..7
+    ring.free();
+    expect(ring.allocate(2 * PAGE)).toBe(0); // pages 8.. were never written: go back to 0
+    ring.free(); // live: pages 0..1
+    expect(ring.allocate(2 * PAGE)).toBe(2 * PAGE); // written before: go on
+    expect(ring.allocate(7 * PAGE)).toBe(4 * PAGE); // no room before the oldest: on into new pages
+  });
+
   test("random traffic: live allocations never overlap, and are freed in order", () => {
     const size = 64 * PAGE;
     const ring = new Ring(size);

@@ -674,7 +674,7 @@ for (const interpreter of INTERPRETERS) {
       const address = toAddress(await py.line());
       const error = await rejection(Client(address, { authkey: "not the key", serializer: "pickle" }));
       expect(error).toBeInstanceOf(AuthenticationError);
-      expect(error.message).toBe("digest sent was rejected");
+      expect(error.message).toBe("digest sent was rejected (the peer's authkey is different)");
       expect(await py.line()).toBe("auth-error: multiprocessing.context.AuthenticationError digest received was wrong");
       expect(await py.child.exited).toBe(3);
     });
@@ -684,7 +684,7 @@ for (const interpreter of INTERPRETERS) {
       const wrong = python(interpreter, [PEER, "connect", hex("not the key"), JSON.stringify(listener.address)]);
       const error = await rejection(listener.accept());
       expect(error).toBeInstanceOf(AuthenticationError);
-      expect(error.message).toBe("digest received was wrong");
+      expect(error.message).toBe("digest received was wrong (the peer's authkey is different)");
       expect(await wrong.line()).toBe("auth-error: multiprocessing.context.AuthenticationError digest sent was rejected");
       expect(await wrong.child.exited).toBe(3);
 

@@ -6,7 +6,8 @@ import type { Chunk, ChunkOwner, Scheduler } from "./chunk.ts";
 
 export class Call implements ChunkOwner {
   readonly promise: Promise<unknown[]>;
-  private readonly results: unknown[];
+  /** Each chunk's results with its first index, in the order they came. */
+  private readonly parts: Array<[start: number, values: unknown[]]> = [];
   private remaining: number;
   private settled = false;
   private resolve!: (values: unknown[]) => void;
@@ -18,7 +19,6 @@ export class Call implements ChunkOwner {
     size: number,
     private readonly signal: AbortSignal | undefined,
   ) {
-    this.results = new Array<unknown>(size);
     this.remaining = size;
     this.promise = new Promise((resolve, reject) => {
       this.resolve = resolve;
@@ -32,9 +32,7 @@ export class Call implements ChunkOwner {
 
   done(chunk: Chunk, values: unknown[]): void {
     if (this.settled) return;
-    const results = this.results;
-    const start = chunk.start;
-    for (let i = 0; i < values.length; i++) results[start + i] = values[i];
+    this.parts.push([chunk.start, values]);
     this.remaining -= values.length;
     if (this.remaining === 0) this.finish();
   }
@@ -54,6 +52,14 @@ export class Call implements ChunkOwner {
   private finish(): void {
     this.settled = true;
     if (this.onAbort) this.signal!.removeEventListener("abort", this.onAbort);
-    if (this.remaining === 0) this.resolve(this.results);
+    if (this.remaining === 0) this.resolve(this.results());
+  }
+
+  /** The results in input order: the parts sorted by first index, joined. */
+  private results(): unknown[] {
+    const parts = this.parts;
+    if (parts.length === 1) return parts[0]![1];
+    parts.sort((a, b) => a[0] - b[0]);
+    return parts.flatMap((part) => part[1]);
   }
 }

@@ -103,6 +103,8 @@ export interface Scheduler {
    * ones have their workers killed and replaced when `kill`, else their results are ignored.
    */
   cancel(owner: ChunkOwner, kill: boolean): void;
+  /** The owner lost interest (imap closed by its consumer): its queued chunks never run, running ones finish unheard. */
+  drop(owner: ChunkOwner): void;
   /** A call is still reading its input: the pool keeps its workers for it after close(). */
   addFeeder(feeder: Feeder): void;
   removeFeeder(feeder: Feeder): void;

@@ -20,7 +20,10 @@ export interface PoolStats {
   queued: number;
   /** Tasks that resolved. */
   completed: number;
-  /** Tasks that rejected, for any reason (their error, abort, a worker's death, terminate, a failed call's dropped items). */
+  /**
+   * Tasks that rejected, for any reason (their error, abort, a worker's death, terminate, a failed
+   * call's dropped items). Items an imap read ahead and dropped when its consumer closed it count nowhere.
+   */
   failed: number;
   /** Workers started to replace others. */
   restarts: number;
@@ -76,6 +79,11 @@ export class Dispatcher implements Scheduler, WorkerEvents {
       this.failed += chunk.size;
       if (kill) this.stopWorker(worker);
     }
+    if (this.state === "closed") this.retireIfDrained();
+  }
+
+  drop(owner: ChunkOwner): void {
+    this.queue.remove((c) => c.owner === owner);
     if (this.state === "closed") this.retireIfDrained();
   }
 

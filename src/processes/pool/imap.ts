@@ -87,7 +87,7 @@ export class IMap<R> implements AsyncIterableIterator<R>, ChunkOwner, Feeder {
 
   /** The consumer is done (break): drop what is queued, close the input. */
   async return(): Promise<IteratorResult<R>> {
-    this.end();
+    this.end(false);
     this.wake();
     return { done: true, value: undefined };
   }
@@ -225,16 +225,20 @@ export class IMap<R> implements AsyncIterableIterator<R>, ChunkOwner, Feeder {
   }
 
   private endWith(outcome: { error: unknown } | null): IteratorResult<R> | { error: unknown } {
-    this.end();
+    this.end(outcome !== null);
     return outcome ?? { done: true, value: undefined };
   }
 
-  /** No more results: drop the queued chunks, close the input, let the pool go. */
-  private end(): void {
+  /**
+   * No more results: drop the queued chunks (counted as failed when the iterator ends with an
+   * error; not when the consumer closed it), close the input, let the pool go.
+   */
+  private end(failed: boolean): void {
     if (this.finished) return;
     this.finished = true;
     if (this.onAbort) this.signal!.removeEventListener("abort", this.onAbort);
-    this.scheduler.cancel(this, false);
+    if (failed) this.scheduler.cancel(this, false);
+    else this.scheduler.drop(this);
     if (!this.inputDone) {
       this.inputDone = true;
       closeSource(this.source);

@@ -151,34 +151,63 @@ export class Pool<T extends object = AnyTasks> implements AsyncDisposable, Dispo
     this.terminate();
   }
 
-  private async mapChunks(name: string, iterable: unknown, options: MapOptions, star: boolean): Promise<unknown[]> {
-    taskName(name);
-    if (typeof options !== "object" || options === null) throw new TypeError(`options must be an object, not ${describe(options)}`);
-    const chunksize = positiveInteger("chunksize", options.chunksize, 0);
-    const signal = signalOption(options.signal);
-    this.checkOpen();
-    // While an async input is read the pool keeps its workers for this call (close() may come meanwhile).
+  private mapChunks(name: string, iterable: unknown, options: MapOptions, star: boolean): Promise<unknown[]> {
+    try {
+      taskName(name);
+      if (typeof options !== "object" || options === null) throw new TypeError(`options must be an object, not ${describe(options)}`);
+      const chunksize = positiveInteger("chunksize", options.chunksize, 0);
+      const signal = signalOption(options.signal);
+      this.checkOpen();
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      const input = iterable as Partial<Iterable<unknown> & AsyncIterable<unknown>> | null;
+      // A sync input is read and chunked before map() returns: later changes to it do not count.
+      if (typeof input?.[Symbol.iterator] === "function") {
+        const items = Array.isArray(input) ? input : Array.from(input as Iterable<unknown>);
+        return this.submitAll(name, checkArgLists(items, star), chunksize, star, signal);
+      }
+      if (typeof input?.[Symbol.asyncIterator] === "function") {
+        return this.mapAsync(name, input as AsyncIterable<unknown>, chunksize, star, signal);
+      }
+      throw new TypeError(`expected an iterable or async iterable, not ${describe(iterable)}`);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Read an async input whole, then submit it; the pool keeps its workers for it meanwhile (close() may come). */
+  private async mapAsync(name: string, input: AsyncIterable<unknown>, chunksize: number, star: boolean, signal: AbortSignal | undefined): Promise<unknown[]> {
     let stopped: Error | null = null;
     const feeder = { stop: (error: Error) => void (stopped ??= error) };
     this.dispatcher.addFeeder(feeder);
+    let result: Promise<unknown[]>;
     try {
-      const items = await collect(iterable, star, () => stopped !== null);
+      const items: unknown[] = [];
+      for await (const item of input) {
+        if (stopped) break;
+        items.push(item);
+      }
       if (stopped) throw stopped;
       if (signal?.aborted) throw signal.reason;
-      if (items.length === 0) return [];
-      const size = chunksize || mapChunksize(items.length, this.dispatcher.processes);
-      const call = new Call(this.dispatcher, items.length, signal);
-      for (let start = 0; start < items.length; start += size) {
-        const refused = this.dispatcher.submit(new Chunk(call, name, star, start, items.slice(start, start + size)));
-        if (refused) {
-          call.fail(refused, false);
-          break;
-        }
-      }
-      return await call.promise;
+      result = this.submitAll(name, checkArgLists(items, star), chunksize, star, signal);
     } finally {
       this.dispatcher.removeFeeder(feeder);
     }
+    return result;
+  }
+
+  /** One call of all the items' chunks. */
+  private submitAll(name: string, items: unknown[], chunksize: number, star: boolean, signal: AbortSignal | undefined): Promise<unknown[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    const size = chunksize || mapChunksize(items.length, this.dispatcher.processes);
+    const call = new Call(this.dispatcher, items.length, signal);
+    for (let start = 0; start < items.length; start += size) {
+      const refused = this.dispatcher.submit(new Chunk(call, name, star, start, items.slice(start, start + size)));
+      if (refused) {
+        call.fail(refused, false);
+        break;
+      }
+    }
+    return call.promise;
   }
 
   private iterate<R>(name: string, iterable: unknown, options: IMapOptions, ordered: boolean): AsyncIterableIterator<R> {
@@ -198,22 +227,12 @@ export class Pool<T extends object = AnyTasks> implements AsyncDisposable, Dispo
 
 const first = (values: unknown[]): unknown => values[0];
 
-/** The whole input as an array (map needs its length); argument lists are checked for starmap. */
-async function collect(iterable: unknown, star: boolean, stopped: () => boolean): Promise<unknown[]> {
-  const input = iterable as Partial<Iterable<unknown> & AsyncIterable<unknown>> | null;
-  let items: unknown[];
-  if (typeof input?.[Symbol.iterator] === "function") items = Array.from(input as Iterable<unknown>);
-  else if (typeof input?.[Symbol.asyncIterator] === "function") {
-    items = [];
-    for await (const item of input as AsyncIterable<unknown>) {
-      if (stopped()) break;
-      items.push(item);
-    }
-  } else throw new TypeError(`expected an iterable or async iterable, not ${describe(iterable)}`);
+/** starmap's items must be argument lists. */
+function checkArgLists(items: unknown[], star: boolean): unknown[] {
   if (star) {
-    items.forEach((item, i) => {
-      if (!Array.isArray(item)) throw new TypeError(`starmap: item ${i} must be an array of arguments, not ${describe(item)}`);
-    });
+    for (let i = 0; i < items.length; i++) {
+      if (!Array.isArray(items[i])) throw new TypeError(`starmap: item ${i} must be an array of arguments, not ${describe(items[i])}`);
+    }
   }
   return items;
 }

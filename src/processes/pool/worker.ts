@@ -76,16 +76,32 @@ async function serve(): Promise<void> {
   running = false;
 }
 
-/** Run the chunk's items in order; stop at the first that throws (as Python's Pool). */
-async function run([name, star, items]: Task): Promise<Outcome> {
-  const fn = tasks[name];
-  if (typeof fn !== "function") return [FAILED, [], unknownTask(name)];
+/**
+ * Run the chunk's items in order; stop at the first that throws (as Python's Pool). Synchronous
+ * while the task returns plain values; from the first promise on, the rest waits for each.
+ */
+function run([name, star, items]: Task): Outcome | Promise<Outcome> {
+  const task = tasks[name];
+  if (typeof task !== "function") return [FAILED, [], unknownTask(name)];
+  const fn = task as (...args: unknown[]) => unknown;
   const values: unknown[] = [];
   for (let i = 0; i < items.length; i++) {
+    let value: unknown;
     try {
-      let value: unknown = star ? fn(...(items[i] as unknown[])) : fn(items[i]);
-      if (isThenable(value)) value = await value;
-      values.push(value);
+      value = star ? fn(...(items[i] as unknown[])) : fn(items[i]);
+    } catch (error) {
+      return [FAILED, values, describeError(error)];
+    }
+    if (isThenable(value)) return runAsync(fn, star, items, i, value, values);
+    values.push(value);
+  }
+  return [DONE, values];
+}
+
+async function runAsync(fn: (...args: unknown[]) => unknown, star: 0 | 1, items: unknown[], from: number, pending: PromiseLike<unknown>, values: unknown[]): Promise<Outcome> {
+  for (let i = from; i < items.length; i++) {
+    try {
+      values.push(await (i === from ? pending : star ? fn(...(items[i] as unknown[])) : fn(items[i])));
     } catch (error) {
       return [FAILED, values, describeError(error)];
     }

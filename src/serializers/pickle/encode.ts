@@ -489,7 +489,7 @@ export function dumps(value: unknown, options?: PickleOptions): Uint8Array {
     throw new RangeError(`pickle protocol must be 2, 3, 4 or 5, got ${String(proto)}`);
   }
   const maxDepth = options?.maxDepth ?? DEFAULT_MAX_DEPTH;
-  if (typeof maxDepth !== "number" || !(maxDepth >= 0)) throw new RangeError("maxDepth must be a non-negative number");
+  if (typeof maxDepth !== "number" || !(maxDepth >= 0)) throw new RangeError(`maxDepth must be a non-negative number, not ${String(maxDepth)}`);
   const w = spare ?? new Writer();
   spare = null;
   try {
