@@ -63,6 +63,7 @@ export class Pool<T extends object = AnyTasks> implements AsyncDisposable, Dispo
     const launch = {
       cmd: [process.execPath, WORKER_ENTRY, url.href],
       options: { ...spawnOptions, stdin, serializer, env: { ...(env ?? process.env), [SERIALIZER_ENV]: serializerEnv } },
+      largeArrays: serializerEnv === "structured",
     };
     this.dispatcher = new Dispatcher(launch, count, maxTasks);
   }

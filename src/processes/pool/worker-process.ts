@@ -4,12 +4,16 @@ import { EOFError, OSError } from "../../errors.ts";
 import type { Connection } from "../../connection/connection.ts";
 import { spawn, type SpawnOptions, type Spawned } from "../spawn.ts";
 import type { Chunk } from "./chunk.ts";
-import { decodeHello, remoteError, type Outcome, type Task } from "./protocol.ts";
+import { structured } from "../../serializers/structured.ts";
+import { receiveParts, sendParts, takeLarge } from "./large-arrays.ts";
+import { decodeHello, outcomeHoles, remoteError, type Outcome, type Task } from "./protocol.ts";
 
 /** How to start a worker: the command line and spawn()'s options. */
 export interface Launch {
   cmd: string[];
   options: SpawnOptions;
+  /** The serializer is structured: large typed arrays travel beside the messages (large-arrays.ts). */
+  largeArrays: boolean;
 }
 
 /** What a worker tells the pool. */
@@ -43,8 +47,10 @@ export class WorkerProcess {
   private readonly conn: Connection<Task | Outcome>;
   private readonly child: Spawned<unknown>["process"];
   private readonly reading: Promise<void>;
+  private readonly largeArrays: boolean;
 
   constructor(launch: Launch, private readonly events: WorkerEvents) {
+    this.largeArrays = launch.largeArrays;
     const { process: child, conn } = spawn<Task | Outcome>(launch.cmd, launch.options as SpawnOptions<Task | Outcome>);
     this.child = child;
     this.conn = conn;
@@ -58,12 +64,26 @@ export class WorkerProcess {
     this.chunk = chunk;
     chunk.state = "running";
     chunk.sentAt = performance.now();
-    this.conn.send([chunk.name, chunk.star ? 1 : 0, chunk.items]).catch((error: unknown) => {
+    const large = this.largeArrays ? takeLarge(chunk.items, chunk.star) : null;
+    const sent = large ? this.sendWithParts([chunk.name, chunk.star ? 1 : 0, large.items, large.holes], large.parts) : this.conn.send([chunk.name, chunk.star ? 1 : 0, chunk.items]);
+    sent.catch((error: unknown) => {
       // A connection error means the worker is gone: its exit reports that.
       if (error instanceof OSError || this.chunk !== chunk) return;
       this.chunk = null;
       this.events.unsendable(this, chunk, error as Error);
     });
+  }
+
+  /** The task, then its large arrays; encoded first, so that nothing is sent if it cannot be. */
+  private sendWithParts(task: Task, parts: ArrayBufferView[]): Promise<unknown> {
+    let bytes: Uint8Array;
+    try {
+      bytes = structured.dumps(task);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const conn = this.conn as Connection<unknown>;
+    return Promise.all([conn.sendBytes(bytes), sendParts(conn, parts)]);
   }
 
   /** Let it finish: closing its connection makes it exit. */
@@ -90,6 +110,8 @@ export class WorkerProcess {
       this.events.ready(this);
       for (;;) {
         const outcome = (await this.conn.recv()) as Outcome;
+        const holes = outcomeHoles(outcome);
+        if (holes) await receiveParts(this.conn as Connection<unknown>, outcome[1], holes);
         const chunk = this.chunk;
         if (!chunk) throw new Error("mpconn pool: a worker answered a chunk it was not given");
         this.chunk = null;
