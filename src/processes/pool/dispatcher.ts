@@ -65,6 +65,11 @@ export class Dispatcher implements Scheduler, WorkerEvents {
   submit(chunk: Chunk): Error | null {
     if (this.state === "terminated") return new OSError("pool is terminated");
     if (this.broken) return this.broken;
+    try {
+      chunk.encoded = this.launch.codec.encode(chunk);
+    } catch (error) {
+      return error as Error;
+    }
     this.queue.push(chunk);
     this.dispatch();
     return null;
@@ -73,11 +78,12 @@ export class Dispatcher implements Scheduler, WorkerEvents {
   cancel(owner: ChunkOwner, kill: boolean): void {
     for (const chunk of this.queue.remove((c) => c.owner === owner)) this.failed += chunk.size;
     for (const worker of this.workers) {
-      const chunk = worker.chunk;
-      if (!chunk || chunk.owner !== owner || chunk.state !== "running") continue;
-      chunk.state = "settled";
-      this.failed += chunk.size;
-      if (kill) this.stopWorker(worker);
+      for (const chunk of worker.held()) {
+        if (chunk.owner !== owner || chunk.state !== "running") continue;
+        chunk.state = "settled";
+        this.failed += chunk.size;
+        if (kill) this.stopWorker(worker);
+      }
     }
     if (this.state === "closed") this.retireIfDrained();
   }
@@ -111,8 +117,7 @@ export class Dispatcher implements Scheduler, WorkerEvents {
     const terminated = (): OSError => new OSError("pool is terminated");
     for (const chunk of this.queue.remove(() => true)) this.fail(chunk, [], terminated());
     for (const worker of this.workers) {
-      const chunk = worker.chunk;
-      if (chunk?.state === "running") this.fail(chunk, [], terminated());
+      for (const chunk of worker.held()) if (chunk.state === "running") this.fail(chunk, [], terminated());
       worker.kill();
     }
     this.idle = [];
@@ -149,24 +154,20 @@ export class Dispatcher implements Scheduler, WorkerEvents {
     this.idle = this.idle.filter((w) => w !== worker);
   }
 
-  answered(worker: WorkerProcess, chunk: Chunk, outcome: Outcome): void {
-    if (outcome[0] === DONE) {
-      worker.tasksDone += chunk.size;
-      if (chunk.state === "running") {
-        chunk.state = "settled";
-        this.completed += chunk.size;
-        chunk.owner.done(chunk, outcome[1]);
-      }
-    } else {
-      worker.tasksDone += outcome[1].length + 1;
-      if (chunk.state === "running") this.fail(chunk, outcome[1], remoteError(outcome[2]));
-    }
+  freed(worker: WorkerProcess, chunk: Chunk): void {
+    worker.tasksDone += chunk.size;
     this.free(worker);
   }
 
-  unsendable(worker: WorkerProcess, chunk: Chunk, error: Error): void {
-    if (chunk.state === "running") this.fail(chunk, [], error);
-    this.free(worker);
+  answered(_worker: WorkerProcess, chunk: Chunk, outcome: Outcome): void {
+    if (chunk.state !== "running") return;
+    if (outcome[0] === DONE) {
+      chunk.state = "settled";
+      this.completed += chunk.size;
+      chunk.owner.done(chunk, outcome[1]);
+    } else {
+      this.fail(chunk, outcome[1], remoteError(outcome[2]));
+    }
   }
 
   exited(worker: WorkerProcess, exitCode: number | null, signalCode: string | null): void {
@@ -178,9 +179,9 @@ export class Dispatcher implements Scheduler, WorkerEvents {
       this.startFailures++;
       this.lastStartError = error;
     }
-    const chunk = worker.chunk;
+    for (const chunk of worker.held()) if (chunk.state === "running") this.fail(chunk, [], error);
     worker.chunk = null;
-    if (chunk?.state === "running") this.fail(chunk, [], error);
+    worker.answering = null;
 
     const giveUp = startFailed && this.startFailures >= START_FAILURE_LIMIT;
     if (this.needsWorkers() && !giveUp && this.workers.size < this.processes) {
@@ -212,6 +213,9 @@ export class Dispatcher implements Scheduler, WorkerEvents {
       if (chunk.size > budget) {
         const rest = chunk;
         chunk = rest.splitOff(budget);
+        // Both halves encoded fine as one, so they do as two.
+        chunk.encoded = this.launch.codec.encode(chunk);
+        rest.encoded = this.launch.codec.encode(rest);
         this.queue.unshift(rest);
       }
       worker.run(chunk);

@@ -8,6 +8,7 @@ import { Call } from "./call.ts";
 import { Chunk } from "./chunk.ts";
 import { Dispatcher, type PoolStats } from "./dispatcher.ts";
 import { IMap } from "./imap.ts";
+import { TaskCodec } from "./task-codec.ts";
 import { CUSTOM_SERIALIZER, SERIALIZER_ENV } from "./protocol.ts";
 import { defaultProcesses, describe, mapChunksize, moduleUrl, positiveInteger, signalOption, taskName } from "./options.ts";
 
@@ -58,12 +59,12 @@ export class Pool<T extends object = AnyTasks> implements AsyncDisposable, Dispo
     const { processes, maxTasksPerChild, serializer, stdin = "ignore", env, ...spawnOptions } = options;
     const count = positiveInteger("processes", processes, defaultProcesses());
     const maxTasks = positiveInteger("maxTasksPerChild", maxTasksPerChild, Infinity);
-    resolveSerializer(serializer); // a bad one is a TypeError here, not in every worker
+    const codec = new TaskCodec(resolveSerializer(serializer)); // a bad serializer is a TypeError here, not in every worker
     const serializerEnv = typeof serializer === "object" ? CUSTOM_SERIALIZER : (serializer ?? "structured");
     const launch = {
       cmd: [process.execPath, WORKER_ENTRY, url.href],
       options: { ...spawnOptions, stdin, serializer, env: { ...(env ?? process.env), [SERIALIZER_ENV]: serializerEnv } },
-      largeArrays: serializerEnv === "structured",
+      codec,
     };
     this.dispatcher = new Dispatcher(launch, count, maxTasks);
   }

@@ -1,7 +1,7 @@
 // What goes wrong in a pool: a task that throws, an unknown task, a worker that dies, a module
 // that cannot load, values that cannot be sent.
 import { afterAll, expect, test } from "bun:test";
-import { Pool, ProcessError, RemoteError, WorkerExitedError } from "../../../src/index.ts";
+import { Pipe, Pool, ProcessError, RemoteError, WorkerExitedError } from "../../../src/index.ts";
 import { START_FAILURE_LIMIT } from "../../../src/processes/pool/dispatcher.ts";
 import { rejection } from "../../fixtures/assert.ts";
 import { fixturePath, scratch, tasksModule, waitFor, type Tasks } from "../../fixtures/pool/helpers.ts";
@@ -193,6 +193,12 @@ test("arguments the serializer cannot encode: TypeError, nothing sent; results i
   const error = await rejection(pool.apply("echo", [() => 1]));
   expect(error).toBeInstanceOf(TypeError);
   expect(await pool.apply("square", [6])).toBe(36);
+  const [a, b] = Pipe();
+  const connection = await rejection(pool.map("echo", [1, { conn: a }]));
+  expect(connection).toEqual(new TypeError("a Connection cannot be an argument of a pool task"));
+  a.close();
+  b.close();
+  expect(pool.stats().queued).toBe(0);
   const result = await rejection(pool.apply("unsendable"));
   expect(result).toBeInstanceOf(RemoteError);
   expect(result.name).toBe("TypeError");
