@@ -1,10 +1,13 @@
 // Argument mistakes: TypeError / RangeError naming the offending value; promise-returning
 // methods reject, the constructor and imap throw. Nothing is lost: the pool works after.
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { OSError, Pool } from "../../../src/index.ts";
 import { rejection } from "../../fixtures/assert.ts";
 import { relative } from "node:path";
 import { fixturePath, tasksModule, type Tasks } from "../../fixtures/pool/helpers.ts";
+
+// These tests start worker processes on a possibly busy machine (the preload's default reaches only the first file).
+setDefaultTimeout(60_000);
 
 const pool = new Pool<Tasks>(tasksModule, { processes: 1 });
 afterAll(async () => {

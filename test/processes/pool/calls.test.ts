@@ -1,9 +1,12 @@
 // Pool calls: apply, map, starmap, imap, imapUnordered — results, order, chunks, inputs,
 // serializers, large arrays.
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { Pool } from "../../../src/index.ts";
 import { rejection } from "../../fixtures/assert.ts";
 import { fixturePath, scratch, tasksModule, type Tasks } from "../../fixtures/pool/helpers.ts";
+
+// These tests start worker processes on a possibly busy machine (the preload's default reaches only the first file).
+setDefaultTimeout(60_000);
 
 const pool = new Pool<Tasks>(tasksModule, { processes: 2 });
 afterAll(async () => {

@@ -1,10 +1,14 @@
 // A pool's life: close, join, terminate, using / await using, stats, maxTasksPerChild, and
 // workers that go when their parent dies.
-import { expect, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
+import { availableParallelism } from "node:os";
 import { OSError, Pool } from "../../../src/index.ts";
 import { rejection } from "../../fixtures/assert.ts";
 import { bun } from "../../fixtures/run.ts";
 import { alive, fixturePath, scratch, tasksModule, waitFor, type Tasks } from "../../fixtures/pool/helpers.ts";
+
+// These tests start worker processes on a possibly busy machine (the preload's default reaches only the first file).
+setDefaultTimeout(60_000);
 
 /** The pids of a pool's workers, from a barrier every worker must reach. */
 async function workerPids(pool: Pool<Tasks>, processes: number): Promise<number[]> {
@@ -17,6 +21,18 @@ async function workerPids(pool: Pool<Tasks>, processes: number): Promise<number[
     s.cleanup();
   }
 }
+
+test("workers start at once; processes defaults to the machine's available parallelism; spawn options reach them", async () => {
+  const pool = new Pool<Tasks>(tasksModule, { env: { ...process.env, POOL_TEST_VALUE: "from the parent" }, stdout: "ignore" });
+  try {
+    expect(pool.stats().processes).toBe(availableParallelism());
+    expect(await pool.apply("env", ["POOL_TEST_VALUE"])).toBe("from the parent");
+    expect(await pool.apply("env", ["MPCONN_POOL_SERIALIZER"])).toBeNull(); // the pool's own variable is not left to the user's code
+  } finally {
+    pool.close();
+    await pool.join();
+  }
+});
 
 test("close(): no new tasks; queued and running ones finish; join() resolves with no worker alive", async () => {
   const pool = new Pool<Tasks>(tasksModule, { processes: 2 });
