@@ -51,7 +51,13 @@ export class Dispatcher implements Scheduler, WorkerEvents {
     private readonly maxTasksPerChild: number,
   ) {
     this.joined = new Promise((resolve) => (this.resolveJoined = resolve));
-    for (let i = 0; i < processes; i++) this.startWorker();
+    try {
+      for (let i = 0; i < processes; i++) this.startWorker();
+    } catch (error) {
+      // The constructor throws: leave no process behind.
+      this.terminate();
+      throw error;
+    }
   }
 
   // ---- calls' side (Scheduler) ------------------------------------------------------------
@@ -82,7 +88,8 @@ export class Dispatcher implements Scheduler, WorkerEvents {
         if (chunk.owner !== owner || chunk.state !== "running") continue;
         chunk.state = "settled";
         this.failed += chunk.size;
-        if (kill) this.stopWorker(worker);
+        // A chunk whose answer is being read is done running: its worker may run another call's.
+        if (kill && chunk === worker.chunk) this.stopWorker(worker);
       }
     }
     if (this.state === "closed") this.retireIfDrained();
@@ -186,7 +193,13 @@ export class Dispatcher implements Scheduler, WorkerEvents {
     const giveUp = startFailed && this.startFailures >= START_FAILURE_LIMIT;
     if (this.needsWorkers() && !giveUp && this.workers.size < this.processes) {
       this.restarts++;
-      this.startWorker();
+      try {
+        this.startWorker();
+      } catch (spawnError) {
+        // Could not even start a process (out of processes, memory): as a worker that failed to start.
+        this.startFailures++;
+        this.lastStartError = spawnError as Error;
+      }
     }
     if (this.workers.size === 0 && this.needsWorkers()) this.breakDown(this.lastStartError ?? error);
     this.dispatch();
