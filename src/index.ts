@@ -1,8 +1,10 @@
 // mpconn: Python's multiprocessing.connection for Bun.
 export { Connection, type ConnectionOptions, type FdConnectionOptions, type BytesLike } from "./connection/connection.ts";
 export { Pipe } from "./processes/pipe.ts";
+// Passing connections inside messages plugs itself into every connection (a reducer).
+import "./processes/fdpass/index.ts";
 export { spawn, parentConnection, type SpawnOptions, type Spawned } from "./processes/spawn.ts";
-export { ProcessError, BufferTooShort, AuthenticationError, EOFError, OSError } from "./errors.ts";
+export { ProcessError, BufferTooShort, AuthenticationError, EOFError, OSError, type MpconnErrorCode } from "./errors.ts";
 export { structured } from "./serializers/structured.ts";
 export { json } from "./serializers/json.ts";
 export type { SerializerName } from "./serializers/index.ts";

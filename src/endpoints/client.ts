@@ -89,7 +89,7 @@ function connect<T>(endpoint: Endpoint, tls: TLSOptions | boolean | undefined, s
         if (!tls) resolve(conn);
       },
       connectError(_s: LinkedSocket, error: Error) {
-        reject(toOSError(error));
+        reject(toOSError(error, endpoint));
       },
       // With a handshake handler, Bun calls open() at connect time and this once TLS is up.
       ...(tls && {
@@ -110,7 +110,7 @@ function connect<T>(endpoint: Endpoint, tls: TLSOptions | boolean | undefined, s
         ? { unix: endpoint.path }
         : { hostname: endpoint.host, port: endpoint.port, tls };
     Bun.connect<SocketLink>({ ...target, socket } as unknown as Parameters<typeof Bun.connect<SocketLink>>[0]).catch((error: unknown) =>
-      reject(toOSError(error)),
+      reject(toOSError(error, endpoint)),
     );
   });
 }

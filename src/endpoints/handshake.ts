@@ -1,10 +1,10 @@
 // CPython's authkey handshake (multiprocessing.connection deliver_challenge / answer_challenge),
 // byte-compatible with CPython 3.11 (raw HMAC-MD5) and 3.12+ ("{digest}" negotiation).
-// See /work/shared/reference/cpython-connection.md §3. Transport-independent: it only needs
+// See docs/internals.md ("The authkey handshake") and docs/listener.md (authkey). Transport-independent: it only needs
 // something that sends and receives whole frames.
 
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { AuthenticationError } from "../errors";
+import { AuthenticationError } from "../errors.ts";
 
 /** The two frame operations the handshake needs from a connection. */
 export interface FrameChannel {
@@ -24,6 +24,9 @@ export interface HandshakeOptions {
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 const CHALLENGE = utf8("#CHALLENGE#");
+/** Added to CPython's texts where a different or missing key is the likely cause. */
+const KEY_DIFFERS = " (the peer's authkey is different)";
+const KEY_MISSING = " (did the peer connect without the authkey?)";
 const WELCOME = utf8("#WELCOME#");
 const FAILURE = utf8("#FAILURE#");
 
@@ -137,7 +140,13 @@ export function createResponse(key: Uint8Array, message: Uint8Array): Uint8Array
  * so the peer can't tamper with it); a raw 16-byte response means MD5.
  */
 export function verifyChallenge(key: Uint8Array, message: Uint8Array, response: Uint8Array): void {
-  const parsed = digestNameAndPayload(response);
+  let parsed: { name: string; payload: Uint8Array };
+  try {
+    parsed = digestNameAndPayload(response);
+  } catch (error) {
+    // What a peer without a key sends first is its first message, not a response.
+    throw new AuthenticationError(`${(error as Error).message}${KEY_MISSING}`);
+  }
   const name = parsed.name || "md5";
   let expected: Uint8Array;
   try {
@@ -148,10 +157,10 @@ export function verifyChallenge(key: Uint8Array, message: Uint8Array, response: 
   }
   const mac = parsed.payload;
   if (expected.byteLength !== mac.byteLength) {
-    throw new AuthenticationError(`expected '${name}' of length ${expected.byteLength} got ${mac.byteLength}`);
+    throw new AuthenticationError(`expected '${name}' of length ${expected.byteLength} got ${mac.byteLength}${KEY_MISSING}`);
   }
   // Constant time, so response timing doesn't leak how many leading bytes were right.
-  if (!timingSafeEqual(expected, mac)) throw new AuthenticationError("digest received was wrong");
+  if (!timingSafeEqual(expected, mac)) throw new AuthenticationError(`digest received was wrong${KEY_DIFFERS}`);
 }
 
 function requireKey(key: Uint8Array): void {
@@ -213,7 +222,21 @@ export async function answerChallenge(ch: FrameChannel, key: Uint8Array): Promis
   }
   await ch.sendBytes(createResponse(key, message));
   const verdict = await ch.recvBytes(MAX_HANDSHAKE_FRAME);
-  if (!bytesEqual(verdict, WELCOME)) throw new AuthenticationError("digest sent was rejected");
+  if (!bytesEqual(verdict, WELCOME)) throw new AuthenticationError(`digest sent was rejected${KEY_DIFFERS}`);
+}
+
+/**
+ * The error for a message that could not be decoded when it is a Listener's challenge: a
+ * connection made without an authkey to a Listener that wants one gets the challenge as its
+ * first message (CPython then fails to unpickle it). Null when `body` is not a challenge.
+ */
+export function unexpectedChallenge(body: Uint8Array, cause: unknown): AuthenticationError | null {
+  if (!startsWith(body, CHALLENGE)) return null;
+  const error = new AuthenticationError(
+    "received an authkey challenge: the Listener requires an authkey and this connection has none (pass Client(address, { authkey }))",
+  );
+  error.cause = cause;
+  return error;
 }
 
 /** What Listener.accept() runs: challenge the client first, then answer its challenge. */

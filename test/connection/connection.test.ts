@@ -145,11 +145,11 @@ describe("_TestConnection", () => {
     await a.sendBytes(msg, 26, 0);
     expect(text(await b.recvBytes())).toBe("");
     for (const [args, message] of [
-      [[27], "buffer length < offset"],
-      [[22, 5], "buffer length < offset + size"],
-      [[26, 1], "buffer length < offset + size"],
-      [[-1], "offset is negative"],
-      [[4, -1], "size is negative"],
+      [[27], "buffer length < offset: 26 < 27"],
+      [[22, 5], "buffer length < offset + size: 26 < 22 + 5"],
+      [[26, 1], "buffer length < offset + size: 26 < 26 + 1"],
+      [[-1], "offset is negative: -1"],
+      [[4, -1], "size is negative: -1"],
     ] as const) {
       const error = await rejection(a.sendBytes(msg, ...(args as unknown as [number, number?])));
       expect(error).toBeInstanceOf(RangeError);
@@ -208,7 +208,7 @@ describe("_TestConnection", () => {
     await expect(b.recv()).rejects.toThrow("connection is write-only");
     await b.sendBytes(bytes("still writable"));
     expect(text(await a.recvBytes())).toBe("still writable");
-    await expect(a.recvBytes(-1)).rejects.toThrow(new RangeError("negative maxlength"));
+    await expect(a.recvBytes(-1)).rejects.toThrow(new RangeError("negative maxlength: -1"));
     a.close();
     b.close();
 
@@ -223,8 +223,8 @@ describe("_TestConnection", () => {
 
   test("recvBytesInto argument errors", async () => {
     const [a, b] = Pipe();
-    await expect(b.recvBytesInto(new Uint8Array(4), -1)).rejects.toThrow(new RangeError("negative offset"));
-    await expect(b.recvBytesInto(new Uint8Array(4), 5)).rejects.toThrow(new RangeError("offset too large"));
+    await expect(b.recvBytesInto(new Uint8Array(4), -1)).rejects.toThrow(new RangeError("negative offset: -1"));
+    await expect(b.recvBytesInto(new Uint8Array(4), 5)).rejects.toThrow(new RangeError("offset too large: 5 > buffer length 4"));
     await a.sendBytes(new Uint8Array(0));
     expect(await b.recvBytesInto(new Uint8Array(4), 4)).toBe(0);
     a.close();
@@ -395,7 +395,7 @@ describe("_TestPoll", () => {
   });
 });
 
-describe("truncated and hostile streams (cpython-connection.md §1)", () => {
+describe("truncated and hostile streams (docs/internals.md, \"The wire format\")", () => {
   const cases: Array<[string, string, "EOFError" | "truncated" | "ok"]> = [
     ["EOF before any header byte", "", "EOFError"],
     ["EOF after 1-3 header bytes", "0000", "truncated"],

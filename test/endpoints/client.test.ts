@@ -35,21 +35,22 @@ async function stillServes(listener: Listener, key: string): Promise<void> {
 }
 
 describe("connect errors", () => {
-  test("a missing unix path → OSError ENOENT '[Errno 2] No such file or directory'", async () => {
-    const error = await rejection(Client(join(scratch, "nobody-here")));
+  test("a missing unix path → OSError ENOENT '[Errno 2] No such file or directory: <path>'", async () => {
+    const path = join(scratch, "nobody-here");
+    const error = await rejection(Client(path));
     expect(error).toBeInstanceOf(OSError);
     expect((error as OSError).code).toBe("ENOENT");
-    expect(error.message).toBe("[Errno 2] No such file or directory");
+    expect(error.message).toBe(`[Errno 2] No such file or directory: '${path}' (is the Listener running?)`);
   });
 
-  test("a TCP port nobody listens on → OSError ECONNREFUSED '[Errno 111] Connection refused'", async () => {
+  test("a TCP port nobody listens on → OSError ECONNREFUSED '[Errno 111] Connection refused: host:port'", async () => {
     const probe = new Listener(["127.0.0.1", 0]);
-    const address = probe.address;
+    const address = probe.address as [string, number];
     probe.close();
     const error = await rejection(Client(address));
     expect(error).toBeInstanceOf(OSError);
     expect((error as OSError).code).toBe("ECONNREFUSED");
-    expect(error.message).toBe("[Errno 111] Connection refused");
+    expect(error.message).toBe(`[Errno 111] Connection refused: 127.0.0.1:${address[1]} (is the Listener running?)`);
   });
 
   test("argument mistakes reject (never throw synchronously) with TypeError / RangeError", async () => {
@@ -94,9 +95,9 @@ describe("authkey over real sockets", () => {
       rejection(listener.accept()),
     ]);
     expect(clientError).toBeInstanceOf(AuthenticationError);
-    expect(clientError.message).toBe("digest sent was rejected");
+    expect(clientError.message).toBe("digest sent was rejected (the peer's authkey is different)");
     expect(serverError).toBeInstanceOf(AuthenticationError);
-    expect(serverError.message).toBe("digest received was wrong");
+    expect(serverError.message).toBe("digest received was wrong (the peer's authkey is different)");
     await stillServes(listener, "right");
   });
 
@@ -327,7 +328,7 @@ describe("live CPython peers (bytes messages)", () => {
       const wrong = python(interpreter, ["connect", hex("nope"), JSON.stringify(listener.address)]);
       const error = await rejection(listener.accept());
       expect(error).toBeInstanceOf(AuthenticationError);
-      expect(error.message).toBe("digest received was wrong");
+      expect(error.message).toBe("digest received was wrong (the peer's authkey is different)");
       expect(await wrong.line()).toBe("auth-error: digest sent was rejected");
       expect(await wrong.finish()).toBe(3);
     });

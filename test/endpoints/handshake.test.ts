@@ -1,5 +1,5 @@
-// Tests of the CPython authkey handshake (src/endpoints/handshake.ts) against the byte captures of
-// /work/shared/reference/cpython-connection.md §3.5, CPython's own OtherTest/ChallengeResponseTest,
+// Tests of the CPython authkey handshake (src/endpoints/handshake.ts; docs/internals.md, "The
+// authkey handshake") against bytes captured from CPython, CPython's own OtherTest/ChallengeResponseTest,
 // scripted 3.11 peers, and (when installed) live CPython 3.11+ interpreters.
 
 import { describe, expect, test } from "bun:test";
@@ -226,7 +226,7 @@ describe("CPython ChallengeResponseTest", () => {
       const response = createResponse(authkey, message);
       verifyChallenge(authkey, message, response);
       expect(hex(response.subarray(0, prefix.length))).toBe(hex(utf8(prefix)));
-      throwsAuth(() => verifyChallenge(utf8("wrong"), message, response), "digest received was wrong");
+      throwsAuth(() => verifyChallenge(utf8("wrong"), message, response), "digest received was wrong (the peer's authkey is different)");
     });
   }
 });
@@ -236,7 +236,7 @@ describe("CPython OtherTest", () => {
     const { channel, sent } = fakeChannel([utf8("something bogus")]);
     await rejectsAuth(
       deliverChallenge(channel, utf8("abc")),
-      "unsupported message length, missing digest prefix, or unsupported digest: message=b'something bogus'",
+      "unsupported message length, missing digest prefix, or unsupported digest: message=b'something bogus' (did the peer connect without the authkey?)",
     );
     expect(sent.map(hex).at(-1)).toBe(hex(FAILURE));
   });
@@ -257,8 +257,8 @@ describe("keys", () => {
       serverHandshake(server, utf8("key one")),
       clientHandshake(client, utf8("key two")),
     ]);
-    expect(outcome(s)).toBe("AuthenticationError: digest received was wrong");
-    expect(outcome(c)).toBe("AuthenticationError: digest sent was rejected");
+    expect(outcome(s)).toBe("AuthenticationError: digest received was wrong (the peer's authkey is different)");
+    expect(outcome(c)).toBe("AuthenticationError: digest sent was rejected (the peer's authkey is different)");
     expect(log.length).toBe(3);
     expect(log[2]).toBe(frame("S→C", hex(FAILURE)));
   });
@@ -271,7 +271,7 @@ describe("keys", () => {
       await server.sendBytes(cat(utf8("{sha256}"), new Uint8Array(32)));
       return server.recvBytes(256);
     })();
-    await rejectsAuth(clientHandshake(client, SECRET), "digest received was wrong");
+    await rejectsAuth(clientHandshake(client, SECRET), "digest received was wrong (the peer's authkey is different)");
     expect(hex(await serverSide)).toBe(hex(FAILURE));
     expect(log.length).toBe(6);
   });
@@ -282,16 +282,16 @@ describe("keys", () => {
       serverHandshake(a.server, utf8("ours")),
       legacyAnswer(a.client, utf8("theirs")),
     ]);
-    expect(outcome(s1)).toBe("AuthenticationError: digest received was wrong");
-    expect(outcome(c1)).toBe("AuthenticationError: digest sent was rejected");
+    expect(outcome(s1)).toBe("AuthenticationError: digest received was wrong (the peer's authkey is different)");
+    expect(outcome(c1)).toBe("AuthenticationError: digest sent was rejected"); // the scripted 3.11 peer's words
 
     const b = channelPair();
     const [s2, c2] = await Promise.allSettled([
       legacyDeliver(b.server, utf8("theirs"), seq(0, 20)),
       clientHandshake(b.client, utf8("ours")),
     ]);
-    expect(outcome(s2)).toBe("AuthenticationError: digest received was wrong");
-    expect(outcome(c2)).toBe("AuthenticationError: digest sent was rejected");
+    expect(outcome(s2)).toBe("AuthenticationError: digest received was wrong"); // the scripted 3.11 peer's words
+    expect(outcome(c2)).toBe("AuthenticationError: digest sent was rejected (the peer's authkey is different)");
   });
 
   test("an empty key still authenticates (CPython 3.13 semantics), and differs from a non-empty one", async () => {
@@ -305,8 +305,8 @@ describe("keys", () => {
       clientHandshake(bad.client, utf8("x")),
     ]);
     expect(results.map(outcome)).toEqual([
-      "AuthenticationError: digest received was wrong",
-      "AuthenticationError: digest sent was rejected",
+      "AuthenticationError: digest received was wrong (the peer's authkey is different)",
+      "AuthenticationError: digest sent was rejected (the peer's authkey is different)",
     ]);
   });
 
@@ -376,14 +376,14 @@ describe("deliverChallenge: replies a 3.12+ server accepts", () => {
 
   const unsupported = "unsupported message length, missing digest prefix, or unsupported digest: message=";
   const refused: [string, (body: Uint8Array) => Uint8Array, string][] = [
-    ["17 unprefixed bytes", () => utf8("x".repeat(17)), unsupported + "b'xxxxxxxxxxxxxxxxx'"],
-    ["an empty reply", () => new Uint8Array(0), unsupported + "b''"],
+    ["17 unprefixed bytes", () => utf8("x".repeat(17)), unsupported + "b'xxxxxxxxxxxxxxxxx'" + " (did the peer connect without the authkey?)"],
+    ["an empty reply", () => new Uint8Array(0), unsupported + "b''" + " (did the peer connect without the authkey?)"],
     ["32 unprefixed bytes", (b) => mac("sha256", key, b), unsupported],
     ["an unknown digest {sha512}", (b) => cat(utf8("{sha512}"), mac("sha512", key, b)), unsupported],
-    ["{sha256} + 16 bytes", (b) => cat(utf8("{sha256}"), mac("md5", key, b)), "expected 'sha256' of length 32 got 16"],
-    ["a raw 20-byte reply", () => new Uint8Array(20), "expected 'md5' of length 16 got 20"],
-    ["a wrong {sha256} MAC", (b) => cat(utf8("{sha256}"), mac("sha256", utf8("other"), b)), "digest received was wrong"],
-    ["a wrong raw MD5", (b) => mac("md5", utf8("other"), b), "digest received was wrong"],
+    ["{sha256} + 16 bytes", (b) => cat(utf8("{sha256}"), mac("md5", key, b)), "expected 'sha256' of length 32 got 16 (did the peer connect without the authkey?)"],
+    ["a raw 20-byte reply", () => new Uint8Array(20), "expected 'md5' of length 16 got 20 (did the peer connect without the authkey?)"],
+    ["a wrong {sha256} MAC", (b) => cat(utf8("{sha256}"), mac("sha256", utf8("other"), b)), "digest received was wrong (the peer's authkey is different)"],
+    ["a wrong raw MD5", (b) => mac("md5", utf8("other"), b), "digest received was wrong (the peer's authkey is different)"],
   ];
   for (const [name, reply, message] of refused) {
     test(`refuses ${name} with #FAILURE#`, async () => {
@@ -474,7 +474,7 @@ describe("answerChallenge", () => {
   test("a verdict other than exactly #WELCOME# → 'digest sent was rejected'", async () => {
     for (const verdict of [FAILURE, utf8("#WELCOME#!"), utf8("#WELCOME")]) {
       const { channel } = fakeChannel([cat(CHALLENGE, utf8("{sha256}"), seq(0, 40)), verdict]);
-      await rejectsAuth(answerChallenge(channel, key), "digest sent was rejected");
+      await rejectsAuth(answerChallenge(channel, key), "digest sent was rejected (the peer's authkey is different)");
     }
   });
 });
@@ -517,12 +517,14 @@ for arg in sys.argv[1:]:
     print(run(lambda: _create_response(k, m).hex()) + '\\t' + run(lambda: _verify_challenge(k, m, r) or 'OK'))
 `;
 
+/** Our outcome in CPython's words: CPython's message, without the hint mpconn adds about the key. */
 function ours(fn: () => Uint8Array | void): string {
   try {
     const out = fn();
     return out ? hex(out) : "OK";
   } catch (e) {
-    return `ERR:${(e as Error).name}:${(e as Error).message}`;
+    const message = (e as Error).message.replace(/ \((the peer's authkey is different|did the peer connect without the authkey\?)\)$/, "");
+    return `ERR:${(e as Error).name}:${message}`;
   }
 }
 

@@ -1,5 +1,5 @@
 // mpconn ↔ real CPython, with serializer "pickle" and an authkey: the value table of
-// /work/shared/API.md ("Python interoperability") in both directions, bytes messages, wrong keys
+// docs/python.md (the value table) in both directions, bytes messages, wrong keys
 // on either side, pickles that would run code, a Python worker under spawn(), the examples in
 // examples/python/, and (opt-in, MPCONN_HUGE=1) messages over 2 GiB.
 //
@@ -674,7 +674,7 @@ for (const interpreter of INTERPRETERS) {
       const address = toAddress(await py.line());
       const error = await rejection(Client(address, { authkey: "not the key", serializer: "pickle" }));
       expect(error).toBeInstanceOf(AuthenticationError);
-      expect(error.message).toBe("digest sent was rejected");
+      expect(error.message).toBe("digest sent was rejected (the peer's authkey is different)");
       expect(await py.line()).toBe("auth-error: multiprocessing.context.AuthenticationError digest received was wrong");
       expect(await py.child.exited).toBe(3);
     });
@@ -684,7 +684,7 @@ for (const interpreter of INTERPRETERS) {
       const wrong = python(interpreter, [PEER, "connect", hex("not the key"), JSON.stringify(listener.address)]);
       const error = await rejection(listener.accept());
       expect(error).toBeInstanceOf(AuthenticationError);
-      expect(error.message).toBe("digest received was wrong");
+      expect(error.message).toBe("digest received was wrong (the peer's authkey is different)");
       expect(await wrong.line()).toBe("auth-error: multiprocessing.context.AuthenticationError digest sent was rejected");
       expect(await wrong.child.exited).toBe(3);
 

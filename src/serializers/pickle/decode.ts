@@ -81,7 +81,7 @@ function asBytes(data: unknown): Uint8Array {
 
 function limit(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "number" || !(value >= 0)) throw new RangeError(`${name} must be a non-negative number`);
+  if (typeof value !== "number" || !(value >= 0)) throw new RangeError(`${name} must be a non-negative number, not ${String(value)}`);
   return value;
 }
 

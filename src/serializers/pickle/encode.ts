@@ -15,6 +15,7 @@
 // which decode to Array keys of a Map, go back as tuple keys.
 
 import { PicklingError } from "./errors.ts";
+import { unsendable } from "../serializer.ts";
 import { bigintLong, longLengthOfNumber, writeLongNumber } from "./ints.ts";
 import * as op from "./opcodes.ts";
 import { encodeUtf8Into, utf8Length } from "./utf8.ts";
@@ -462,6 +463,7 @@ const TABLE_HINT =
   "pickle encodes null/undefined, boolean, number, bigint, string, Uint8Array/ArrayBuffer, Array, plain object, Map and Set";
 
 function unsupported(v: object): PicklingError {
+  if (unsendable in v) return new PicklingError(String((v as { [unsendable]: unknown })[unsendable]));
   let name: string;
   try {
     name = (v as { constructor?: { name?: unknown } }).constructor?.name as string;
@@ -487,7 +489,7 @@ export function dumps(value: unknown, options?: PickleOptions): Uint8Array {
     throw new RangeError(`pickle protocol must be 2, 3, 4 or 5, got ${String(proto)}`);
   }
   const maxDepth = options?.maxDepth ?? DEFAULT_MAX_DEPTH;
-  if (typeof maxDepth !== "number" || !(maxDepth >= 0)) throw new RangeError("maxDepth must be a non-negative number");
+  if (typeof maxDepth !== "number" || !(maxDepth >= 0)) throw new RangeError(`maxDepth must be a non-negative number, not ${String(maxDepth)}`);
   const w = spare ?? new Writer();
   spare = null;
   try {
