@@ -2,7 +2,7 @@
 // life (running → closed → workers gone; or terminated). A free worker takes the next chunk; a
 // worker that dies fails its own chunk and is replaced; workers that keep failing to start are
 // not (the module cannot load: the pool stops and fails what waits with the module's error).
-import { OSError } from "../../errors.ts";
+import { OSError, type MpconnErrorCode } from "../../errors.ts";
 import { ChunkQueue, type Chunk, type ChunkOwner, type Feeder, type Scheduler } from "./chunk.ts";
 import { WorkerExitedError } from "./errors.ts";
 import { DONE, remoteError, type Outcome } from "./protocol.ts";
@@ -64,12 +64,12 @@ export class Dispatcher implements Scheduler, WorkerEvents {
 
   /** Why a new call is refused now, or null. */
   refusal(): Error | null {
-    if (this.state !== "running") return new OSError("pool is closed");
+    if (this.state !== "running") return poolError("pool is closed", "POOL_CLOSED");
     return this.broken;
   }
 
   submit(chunk: Chunk): Error | null {
-    if (this.state === "terminated") return new OSError("pool is terminated");
+    if (this.state === "terminated") return poolError("pool is terminated", "POOL_TERMINATED");
     if (this.broken) return this.broken;
     try {
       chunk.encoded = this.launch.codec.encode(chunk);
@@ -121,7 +121,7 @@ export class Dispatcher implements Scheduler, WorkerEvents {
   terminate(): void {
     if (this.state === "terminated") return;
     this.state = "terminated";
-    const terminated = (): OSError => new OSError("pool is terminated");
+    const terminated = (): OSError => poolError("pool is terminated", "POOL_TERMINATED");
     for (const chunk of this.queue.remove(() => true)) this.fail(chunk, [], terminated());
     for (const worker of this.workers) {
       for (const chunk of worker.held()) if (chunk.state === "running") this.fail(chunk, [], terminated());
@@ -133,7 +133,7 @@ export class Dispatcher implements Scheduler, WorkerEvents {
   }
 
   join(): Promise<void> {
-    if (this.state === "running") return Promise.reject(new OSError("pool is still running"));
+    if (this.state === "running") return Promise.reject(poolError("pool is still running", "POOL_RUNNING"));
     return this.joined;
   }
 
@@ -279,4 +279,9 @@ export class Dispatcher implements Scheduler, WorkerEvents {
   private checkJoined(): void {
     if (this.state !== "running" && this.workers.size === 0) this.resolveJoined();
   }
+}
+
+/** The pool's own OSErrors, with their stable codes. */
+function poolError(message: string, code: MpconnErrorCode): OSError {
+  return new OSError(message, code);
 }

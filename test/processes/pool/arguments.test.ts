@@ -19,7 +19,12 @@ const loose = pool as unknown as Loose;
 
 test("the constructor: module and options are checked before any worker starts", () => {
   expect(() => new Pool("/no/such/tasks.ts")).toThrow(OSError);
-  expect(() => new Pool("/no/such/tasks.ts")).toThrow("No such file or directory: '/no/such/tasks.ts'");
+  expect(() => new Pool("/no/such/tasks.ts")).toThrow("[Errno 2] No such file or directory: '/no/such/tasks.ts'");
+  try {
+    new Pool("/no/such/tasks.ts");
+  } catch (error) {
+    expect((error as OSError).code).toBe("ENOENT");
+  }
   expect(() => new Pool(42 as unknown as string)).toThrow(new TypeError("module must be a path or a file: URL, not number 42"));
   expect(() => new Pool(new URL("https://example.com/tasks.ts"))).toThrow(TypeError);
   expect(() => new Pool(tasksModule, { processes: 0 })).toThrow(new RangeError("processes must be at least 1, not 0"));

@@ -46,6 +46,7 @@ test("close(): no new tasks; queued and running ones finish; join() resolves wit
     const late = await rejection(pool.apply("square", [1]));
     expect(late).toBeInstanceOf(OSError);
     expect(late.message).toBe("pool is closed");
+    expect((late as OSError).code).toBe("POOL_CLOSED");
     expect(await rejection(pool.map("square", [1]))).toBeInstanceOf(OSError);
     expect(() => pool.imap("square", [1])).toThrow("pool is closed");
     expect(pool.stats()).toMatchObject({ processes: 2, busy: 2, queued: 3 });
@@ -76,6 +77,7 @@ test("join() before close() or terminate() rejects: the pool is still running", 
   const error = await rejection(pool.join());
   expect(error).toBeInstanceOf(OSError);
   expect(error.message).toBe("pool is still running");
+  expect((error as OSError).code).toBe("POOL_RUNNING");
   pool.terminate();
   await pool.join();
 });
@@ -96,6 +98,7 @@ test("terminate(): workers are killed; queued and running tasks reject with OSEr
       const error = await rejection(call);
       expect(error).toBeInstanceOf(OSError);
       expect(error.message).toBe("pool is terminated");
+      expect((error as OSError).code).toBe("POOL_TERMINATED");
     }
     expect(await iterator.next()).toEqual({ done: true, value: undefined });
     expect((await rejection(pool.apply("square", [1]))).message).toBe("pool is closed");
