@@ -1,6 +1,7 @@
 // Pool: Python's multiprocessing.Pool for Bun. The tasks are the named exports of a worker
 // module, run in `processes` worker processes started with spawn(); this file checks the
 // arguments and turns each call into chunks for the dispatcher.
+import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { SpawnOptions } from "../spawn.ts";
 import { resolveSerializer } from "../../serializers/index.ts";
@@ -14,8 +15,11 @@ import { defaultProcesses, describe, mapChunksize, moduleUrl, positiveInteger, s
 
 export type { PoolStats } from "./dispatcher.ts";
 
-/** The worker entry that ships with mpconn: loads the user's module and serves its exports. */
-const WORKER_ENTRY = fileURLToPath(new URL("./worker.ts", import.meta.url));
+/**
+ * The worker entry that ships with mpconn: loads the user's module and serves its exports. Beside
+ * this file, with its extension (worker.ts in the sources, worker.js in the published dist/).
+ */
+const WORKER_ENTRY = fileURLToPath(new URL(`./worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
 export interface PoolOptions extends SpawnOptions {
   /** Worker processes (default: the machine's available parallelism). */
