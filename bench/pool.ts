@@ -49,9 +49,9 @@ export function poolSpec(quick: boolean): PoolSpec {
   return {
     processes: PROCESSES,
     // The same chunksize everywhere: the Pool's default for this input, which is Python's too.
-    tiny: { count: tiny, chunksize: mapChunksize(tiny, PROCESSES), reps: quick ? 2 : 7 },
-    cpu: { count: cpu, ms: 20, chunksize: mapChunksize(cpu, PROCESSES), reps: quick ? 1 : 3 },
-    big: { bytes: 16 * 1024 * 1024, reps: quick ? 2 : 7 },
+    tiny: { count: tiny, chunksize: mapChunksize(tiny, PROCESSES), reps: quick ? 3 : 15, warmup: quick ? 5 : 20 },
+    cpu: { count: cpu, ms: 20, chunksize: mapChunksize(cpu, PROCESSES), reps: quick ? 1 : 3, warmup: 1 },
+    big: { bytes: 16 * 1024 * 1024, reps: quick ? 2 : 7, warmup: 3 },
   };
 }
 

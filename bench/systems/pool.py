@@ -26,10 +26,11 @@ def length(values):
     return len(values)
 
 
-def time_reps(reps, run):
-    run()
+def time_reps(spec, run):
+    for _ in range(spec["warmup"]):
+        run()
     times = []
-    for _ in range(reps):
+    for _ in range(spec["reps"]):
         t0 = time.perf_counter()
         run()
         times.append((time.perf_counter() - t0) * 1000)
@@ -51,9 +52,9 @@ def main():
             assert pool.apply(length, (values,)) == len(values)
 
         out = {
-            "tinyMs": time_reps(tiny["reps"], run_tiny),
-            "cpuMs": time_reps(cpu["reps"], lambda: pool.map(spin, spins, chunksize=cpu["chunksize"])),
-            "bigMs": time_reps(big["reps"], run_big),
+            "tinyMs": time_reps(tiny, run_tiny),
+            "cpuMs": time_reps(cpu, lambda: pool.map(spin, spins, chunksize=cpu["chunksize"])),
+            "bigMs": time_reps(big, run_big),
         }
     os.write(1, ("@@pool " + json.dumps(out) + "\n").encode())
 
