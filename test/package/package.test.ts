@@ -107,7 +107,12 @@ describe("the tarball", () => {
     for (const script of ["preinstall", "install", "postinstall", "prepare"]) expect(manifest.scripts?.[script]).toBeUndefined();
     expect(manifest.dependencies).toBeUndefined();
     expect(manifest.peerDependencies).toBeUndefined();
-    expect(manifest.exports["."]).toEqual({ types: "./dist/index.d.ts", bun: "./dist/index.js", default: "./dist/index.js" });
+    expect(manifest.exports["."]).toEqual({
+      types: "./dist/index.d.ts",
+      bun: "./dist/index.js",
+      node: "./dist/not-bun.js",
+      default: "./dist/index.js",
+    });
     expect(manifest.license).toBe("MIT");
   });
 });
@@ -131,6 +136,16 @@ describe("installed with npm", () => {
   test("a program using Pipe, spawn and a Listener runs", () => {
     expect(run([BUN, "app.ts"], dir).trim().split("\n")).toEqual(APP_OUTPUT);
   }, STEP);
+
+  test("under Node.js, importing it says to use Bun", async () => {
+    // Every runtime name of the entry point must be in src/not-bun.ts, or Node fails first with a
+    // SyntaxError about that name: the list below is what to add there.
+    const names = Object.keys(await import(join(ROOT, "src", "index.ts")));
+    const stubbed = [...readFileSync(join(ROOT, "src", "not-bun.ts"), "utf8").matchAll(/notBun as (\w+)/g)].map((m) => m[1]);
+    expect(names.filter((name) => !stubbed.includes(name))).toEqual([]);
+    writeFileSync(join(dir, "node.mjs"), `import { ${names.join(", ")} } from "mpconn";\nconsole.log(typeof Pipe);\n`);
+    expect(() => run(["node", "node.mjs"], dir)).toThrow("Error: mpconn runs on Bun, not Node.js: start this program with `bun` (Bun 1.4 or newer)");
+  });
 
   for (const name of COMPILERS) {
     test(`${name}: tsc --init defaults, bun init, NodeNext and strict configs all type-check`, async () => {
