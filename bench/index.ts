@@ -99,6 +99,11 @@ export const WORKLOADS: WorkloadDef[] = [
     quick: [4, 1],
   },
   { id: "stream-256m", title: "one 256 MiB message", kind: "stream", size: 256 * MiB, counts: all([1, 1]), quick: [1, 1], quickSize: 4 * MiB },
+  // Large messages (docs/large-messages.md): bursts of un-awaited sends, a 16 MiB stream with
+  // recvBytes, and with recvBytesInto into one reused buffer.
+  { id: "burst-1m", title: "256 × 1 MiB un-awaited", kind: "burst", size: MiB, counts: all([256, 256]), quick: [16, 16] },
+  { id: "stream-16m", title: "stream 16 MiB", kind: "stream", size: 16 * MiB, counts: all([16, 4]), quick: [2, 1], quickSize: 2 * MiB },
+  { id: "into-16m", title: "16 MiB recvBytesInto", kind: "into", size: 16 * MiB, counts: all([16, 4]), quick: [2, 1], quickSize: 2 * MiB },
   {
     id: "objects-stream",
     title: "objects stream",
@@ -121,7 +126,9 @@ export const WORKLOADS: WorkloadDef[] = [
 
 // ---- systems ----------------------------------------------------------------------------
 
-const BYTES: Kind[] = ["pingpong", "stream", "rss"];
+const BYTES: Kind[] = ["pingpong", "stream", "rss", "burst", "into"];
+/** The large-message workloads: the only ones of the shared-memory systems. */
+const LARGE = ["burst-1m", "stream-1m", "stream-16m", "into-16m", "stream-256m"];
 const OBJECTS: Kind[] = ["objstream", "objpingpong"];
 
 interface SystemDef {
@@ -129,6 +136,8 @@ interface SystemDef {
   label: string;
   tier: Tier;
   kinds: Kind[];
+  /** Only these workloads (default: every workload of its kinds). */
+  workloads?: string[];
   /** null when usable; otherwise why it is skipped. Also fills in `command` and `version`. */
   prepare(): Promise<string | null>;
   command: (spec: string) => string[];
@@ -237,7 +246,24 @@ export const SYSTEMS: SystemDef[] = [
       return null;
     },
   },
+  {
+    name: "python-shm",
+    label: "CPython shared_memory",
+    tier: "medium",
+    kinds: ["stream", "into"],
+    workloads: ["stream-16m", "into-16m"],
+    command: () => [],
+    async prepare() {
+      const python = SYSTEMS.find((x) => x.name === "python")!;
+      const why = await python.prepare();
+      if (why) return why;
+      this.version = python.version;
+      this.command = (spec) => python.command(withVariant(spec, "shm"));
+      return null;
+    },
+  },
   bunSystem("raw-bun", "raw Bun socket-fd + framing", "raw.ts", "raw", BYTES),
+  { ...bunSystem("lane-raw", "mpconn's lane alone (src/lane)", "lane.ts", "", ["burst", "stream", "into"]), workloads: LARGE },
   {
     name: "c",
     label: "C socketpair",
@@ -382,6 +408,28 @@ function ratios(results: RunResult[], codec: CodecRow[] | null): Ratio[] {
   ] as const) {
     ratio(`${name} stream MB/s: mpconn / raw Bun`, ["mpconn-bytes", w], ["raw-bun", w], "mbPerSec", (v) => v >= 0.8, "≥ 0.8");
   }
+  // Large messages (issue 12 targets). mpconn-bytes is the socket path until the lane is wired
+  // into Connection; lane-raw shows the lane's ceiling meanwhile.
+  for (const system of ["mpconn-bytes", "lane-raw"]) {
+    const who = system === "lane-raw" ? "lane alone" : "mpconn";
+    ratio(`256 × 1 MiB burst MB/s: ${who} / raw Bun`, [system, "burst-1m"], ["raw-bun", "burst-1m"], "mbPerSec", (v) => v >= 1, "≥ 1.0");
+    ratio(`256 × 1 MiB burst MB/s: ${who} / CPython Pipe`, [system, "burst-1m"], ["python", "burst-1m"], "mbPerSec", (v) => v >= 1, "≥ 1.0");
+    ratio(`16 MiB stream MB/s: ${who} / raw Bun`, [system, "stream-16m"], ["raw-bun", "stream-16m"], "mbPerSec", (v) => v >= 1.5, "≥ 1.5");
+    ratio(`16 MiB stream MB/s: ${who} / CPython Pipe`, [system, "stream-16m"], ["python", "stream-16m"], "mbPerSec", (v) => v >= 2, "≥ 2");
+    ratio(`16 MiB recvBytesInto MB/s: ${who} / C socketpair`, [system, "into-16m"], ["c", "into-16m"], "mbPerSec", (v) => v >= 2, "≥ 2");
+    ratio(`256 MiB message MB/s: ${who} / raw Bun`, [system, "stream-256m"], ["raw-bun", "stream-256m"], "mbPerSec", (v) => v >= 1.5, "≥ 1.5");
+    ratio(`256 MiB message MB/s: ${who} / CPython Pipe`, [system, "stream-256m"], ["python", "stream-256m"], "mbPerSec", (v) => v >= 1.5, "≥ 1.5");
+  }
+  for (const system of ["mpconn-bytes", "lane-raw"]) {
+    const r = get(system, "stream-256m");
+    for (const side of ["parent", "child"] as const) {
+      const kib = r?.[side]?.peakKiB;
+      const size = r?.spec.size ?? 0;
+      const value = kib === undefined || size === 0 ? null : (kib * 1024) / size;
+      out.push({ label: `256 MiB message: ${system} ${side} peak RSS / message size`, value, target: "≤ 2.5", met: value === null ? null : value <= 2.5 });
+    }
+  }
+  ratio("16 MiB stream MB/s: lane alone / CPython shared_memory", ["lane-raw", "stream-16m"], ["python-shm", "stream-16m"], "mbPerSec", (v) => v >= 1, "≥ 1.0");
   ratio("64 B ping-pong median: mpconn / raw Bun", ["mpconn-bytes", "pingpong-64"], ["raw-bun", "pingpong-64"], "medianUs", (v) => v <= 1.15, "≤ 1.15");
   ratio(
     "64 B ping-pong median: mpconn / Bun IPC advanced",
@@ -522,7 +570,9 @@ async function main(): Promise<void> {
   }
 
   // Workload by workload, so that whatever the machine does meanwhile touches every system alike.
-  const plan = workloads.flatMap((w) => active.filter((s) => s.kinds.includes(w.kind)).map((s) => [s, w] as const));
+  const plan = workloads.flatMap((w) =>
+    active.filter((s) => s.kinds.includes(w.kind) && (!s.workloads || s.workloads.includes(w.id))).map((s) => [s, w] as const),
+  );
   const results: RunResult[] = [];
   const t0 = performance.now();
   for (const [i, [system, w]] of plan.entries()) {

@@ -1,7 +1,7 @@
 // The benchmark's report: its shape (what latest.json holds), the terminal tables and the
 // hand-written SVG chart.
 
-export type Kind = "pingpong" | "stream" | "objstream" | "objpingpong" | "rss";
+export type Kind = "pingpong" | "stream" | "objstream" | "objpingpong" | "rss" | "burst" | "into";
 
 export interface ProcessMemory {
   /** Highest RSS of the process over the whole run (VmHWM), KiB. */
@@ -123,6 +123,18 @@ export function printTables(report: Report): void {
   if (has("stream-256m")) throughput.push({ head: `1×${size("stream-256m")} MB/s`, cell: value("stream-256m", (r) => fmtMB(r.mbPerSec!)) });
   if (has("objects-stream")) throughput.push({ head: "objects msg/s", cell: value("objects-stream", (r) => fmtRate(r.msgsPerSec!)) });
 
+  // Large messages (docs/large-messages.md).
+  const large: Column[] = [];
+  for (const [id, head] of [
+    ["burst-1m", "256×1 MiB burst MB/s"],
+    ["stream-16m", "16 MiB MB/s"],
+    ["into-16m", "16 MiB into MB/s"],
+    ["stream-256m", "1×256 MiB MB/s"],
+  ] as const) {
+    if (has(id)) large.push({ head, cell: value(id, (r) => fmtMB(r.mbPerSec!)) });
+  }
+  if (has("stream-256m")) large.push({ head: "peak MiB 256 MiB", cell: value("stream-256m", (r) => `${mib(r.parent?.peakKiB)}/${mib(r.child?.peakKiB)}`) });
+
   const latencyMemory: Column[] = [];
   if (has("pingpong-64")) {
     latencyMemory.push({ head: "64 B rtt µs", cell: value("pingpong-64", (r) => fmtUs(r.medianUs!)) });
@@ -149,6 +161,7 @@ export function printTables(report: Report): void {
   out.push(`\nmpconn bench: ${m.cpu}, ${m.cores} cores, Bun ${m.bun}, ${report.date.slice(0, 16).replace("T", " ")} UTC, ${source}`);
   out.push(`medians of ${describeReps(report)}; memory columns are parent/child`);
   if (throughput.length > 0) out.push("", table(report, "Throughput (one way, parent → child; higher is better)", throughput));
+  if (large.length > 0) out.push("", table(report, "Large messages (one way, parent → child; higher is better)", large));
   if (latencyMemory.length > 0) out.push("", table(report, "Round trips (lower is better) and memory", latencyMemory));
   const failures = report.results.filter((r) => !r.ok);
   for (const f of failures) out.push(`ERR ${f.system} ${f.workload}: ${f.error}`);
@@ -188,6 +201,8 @@ const PALETTE: Record<string, string> = {
   "bun-ipc-json": "#f2b25c",
   "node-ipc": "#8c4fbf",
   python: "#c7b21c",
+  "python-shm": "#e5d86a",
+  "lane-raw": "#0b2f6b",
 };
 const FALLBACK = ["#d62728", "#17becf", "#bcbd22", "#e377c2"];
 
@@ -207,6 +222,9 @@ export function renderSvg(report: Report): string {
     ["stream-4k", "mbPerSec", "MB/s"],
     ["stream-1m", "mbPerSec", "MB/s"],
     ["stream-256m", "mbPerSec", "MB/s"],
+    ["burst-1m", "mbPerSec", "MB/s"],
+    ["stream-16m", "mbPerSec", "MB/s"],
+    ["into-16m", "mbPerSec", "MB/s"],
     ["objects-stream", "msgsPerSec", "msgs/s"],
     ["objects-pingpong", "msgsPerSec", "round trips/s"],
   ];

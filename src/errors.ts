@@ -35,9 +35,23 @@ export class EOFError extends Error {
   }
 }
 
+/**
+ * mpconn's own `code`s, for the OSErrors that no errno describes (docs/errors.md):
+ * - `HANDLE_CLOSED`: "handle is closed", the connection was closed in this process;
+ * - `READ_ONLY` / `WRITE_ONLY`: "connection is read-only" / "connection is write-only";
+ * - `BAD_MESSAGE_LENGTH`: "bad message length", longer than recvBytes' maxlength, or a length no
+ *   CPython sender writes;
+ * - `MESSAGE_TRUNCATED`: "got end of file during message", the peer left mid-message;
+ * - `LISTENER_CLOSED`: "listener is closed".
+ */
+export type MpconnErrorCode = "HANDLE_CLOSED" | "READ_ONLY" | "WRITE_ONLY" | "BAD_MESSAGE_LENGTH" | "MESSAGE_TRUNCATED" | "LISTENER_CLOSED";
+
 /** An operating-system level failure, or Python's OSError messages ("handle is closed", …). */
 export class OSError extends Error {
-  /** errno-style code such as "EADDRINUSE", "ENOENT", "EPIPE", when the OS reported one. */
+  /**
+   * What failed, for programs to match: the errno name when the OS reported one ("EPIPE",
+   * "ECONNRESET", "ENOENT", "EADDRINUSE", …), else one of mpconn's own (MpconnErrorCode).
+   */
   readonly code: string | undefined;
   constructor(message: string, code?: string, options?: { cause?: unknown }) {
     super(message, options);

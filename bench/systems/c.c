@@ -1,5 +1,7 @@
 // The C baseline: fork() + socketpair(AF_UNIX, SOCK_STREAM), CPython's 4-byte big-endian
 // framing, frames coalesced into 256 KiB writes, blocking I/O. Bytes workloads only.
+// "burst" is "stream" here (writes block); "into": the child reads large bodies into one
+// reused buffer instead of a new allocation per message.
 // Compiled by the harness at run time: cc -O2 -o <tmp>/c-bench c.c
 // The protocol is that of common.ts: a `@@result` line from the parent, an `@@child` line
 // from the child, on stdout. The spec is the same JSON; only its numbers are read.
@@ -114,10 +116,15 @@ static void send_frame(int fd, const void *body, uint32_t size) {
 static char in[IN_SIZE];
 static size_t in_at = 0, in_end = 0;
 static char *big = NULL;
+static size_t big_size = 0;
+static int reuse_big = 0; /* "into": keep the large-body buffer from message to message */
 /** The next message (pointer valid until the next call), its size in *size; NULL at EOF. */
 static const char *recv_frame(int fd, uint32_t *size) {
-  free(big);
-  big = NULL;
+  if (!reuse_big) {
+    free(big);
+    big = NULL;
+    big_size = 0;
+  }
   for (;;) {
     size_t have = in_end - in_at;
     if (have >= 4) {
@@ -131,8 +138,12 @@ static const char *recv_frame(int fd, uint32_t *size) {
         return body;
       }
       if (4 + (size_t)n > IN_SIZE) {
-        big = malloc(n ? n : 1);
-        if (!big) die("malloc");
+        if (big_size < n) {
+          free(big);
+          big = malloc(n ? n : 1);
+          if (!big) die("malloc");
+          big_size = n;
+        }
         memcpy(big, in + in_at + 4, have - 4);
         read_full(fd, big + (have - 4), n - (have - 4));
         in_at = in_end = 0;
@@ -165,6 +176,7 @@ static void child(int fd, const char *workload, long size, long count, long warm
       received++;
     }
   } else {
+    reuse_big = strcmp(workload, "into") == 0;
     long phases = strcmp(workload, "rss") == 0 ? 2 : 1 + reps;
     for (long p = 0; p < phases; p++) {
       long want = p == 0 ? warmup : count;
@@ -241,7 +253,8 @@ int main(int argc, char **argv) {
       len += (size_t)snprintf(result + len, sizeof result - len, "%s{\"median\":%.3f,\"p99\":%.3f}", p > 1 ? "," : "",
                               samples[m] * 1e6, samples[q] * 1e6);
     }
-  } else if (strcmp(workload, "stream") == 0 || strcmp(workload, "rss") == 0) {
+  } else if (strcmp(workload, "stream") == 0 || strcmp(workload, "rss") == 0 || strcmp(workload, "burst") == 0 ||
+             strcmp(workload, "into") == 0) {
     long phases = strcmp(workload, "rss") == 0 ? 2 : 1 + reps;
     for (long p = 0; p < phases; p++) {
       long messages = p == 0 ? warmup : count;

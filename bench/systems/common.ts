@@ -9,7 +9,7 @@
 // line (the child inherits the parent's stdout). Everything else goes to stderr.
 import { readFileSync, writeFileSync, writeSync } from "node:fs";
 
-export type Workload = "pingpong" | "stream" | "objstream" | "objpingpong" | "rss";
+export type Workload = "pingpong" | "stream" | "objstream" | "objpingpong" | "rss" | "burst" | "into";
 
 export interface Spec {
   workload: Workload;

@@ -1,6 +1,8 @@
 // mpconn, through its public API only: spawn() / parentConnection(), and
 // `await conn.sendBytes()` / `await conn.recvBytes()` (variant "bytes") or
 // `await conn.send()` / `await conn.recv()` / `for await` (variant = a serializer name).
+// Workload "burst": a phase's sendBytes calls all fired without await, then one await;
+// "into": the child receives with recvBytesInto into one reused buffer.
 import { existsSync } from "node:fs";
 import { EOFError, parentConnection, spawn, type Connection } from "../../src/index.ts";
 import {
@@ -65,6 +67,11 @@ async function parent(spec: Spec): Promise<void> {
           await conn.send(obj);
         }
         await conn.recv();
+      } else if (spec.workload === "burst") {
+        const sent: Promise<void>[] = [];
+        for (let i = 0; i < n; i++) sent.push(conn.sendBytes(msg));
+        await Promise.all(sent);
+        await conn.recvBytes();
       } else {
         for (let i = 0; i < n; i++) await conn.sendBytes(msg);
         await conn.recvBytes();
@@ -108,16 +115,19 @@ async function child(spec: Spec): Promise<void> {
       }
       break;
     }
-    default: // stream, rss
+    default: {
+      // stream, rss, burst, into
+      const into = spec.workload === "into" ? new Uint8Array(spec.size) : null;
       for (const [p, n] of phases(spec).entries()) {
         for (let i = 0; i < n; i++) {
-          const body = await conn.recvBytes();
-          if (body.byteLength !== spec.size) throw new Error(`mpconn child: got ${body.byteLength} B, expected ${spec.size}`);
+          const size = into ? await conn.recvBytesInto(into) : (await conn.recvBytes()).byteLength;
+          if (size !== spec.size) throw new Error(`mpconn child: got ${size} B, expected ${spec.size}`);
           received++;
         }
         if (p === 0) meter.mark();
         await conn.sendBytes(ACK);
       }
+    }
   }
   // The parent closes when it is done: wait for that EOF.
   try {

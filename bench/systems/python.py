@@ -1,6 +1,11 @@
 # CPython's multiprocessing.connection: Pipe() + Process (fork), send_bytes/recv_bytes for
 # the bytes workloads and send/recv (pickle) for the objects. The protocol is that of
 # common.ts: a `@@result` line from the parent, an `@@child` line from the child, on stdout.
+# Workload "burst" is "stream" here (send_bytes blocks; Python has no un-awaited send);
+# "into": the child receives with recv_bytes_into into one reused bytearray.
+# Variant "shm": multiprocessing.shared_memory as the shared-memory anchor: two slots of
+# `size` bytes; the parent copies a message into a free slot and sends its number on the
+# Pipe, the child copies it out (bytes(), or into one reused bytearray) and sends it back.
 import json
 import os
 import re
@@ -94,9 +99,11 @@ def child(conn, parents_end, spec):
             conn.recv()
         else:
             size = spec["size"]
+            into = bytearray(size) if w == "into" else None
             for p, n in enumerate(phases(spec)):
                 for _ in range(n):
-                    if len(conn.recv_bytes()) != size:
+                    got = conn.recv_bytes_into(into) if into is not None else len(conn.recv_bytes())
+                    if got != size:
                         raise ValueError("bad length")
                     received += 1
                 if p == 0:
@@ -108,7 +115,77 @@ def child(conn, parents_end, spec):
     emit("@@child", {"mem": meter.read(), "received": received})
 
 
+def shm_child(conn, parents_end, shm, spec):
+    parents_end.close()
+    meter = Meter()
+    size = spec["size"]
+    into = memoryview(bytearray(size)) if spec["workload"] == "into" else None
+    received = 0
+    try:
+        for p, n in enumerate(phases(spec)):
+            for _ in range(n):
+                slot = conn.recv_bytes()[0]
+                start = slot * size
+                if into is not None:
+                    into[:] = shm.buf[start : start + size]
+                elif len(bytes(shm.buf[start : start + size])) != size:
+                    raise ValueError("bad length")
+                received += 1
+                conn.send_bytes(bytes([slot]))
+            if p == 0:
+                meter.mark()
+            conn.send_bytes(b"\xff")
+        conn.recv_bytes()
+    except EOFError:
+        pass
+    shm.close()
+    emit("@@child", {"mem": meter.read(), "received": received})
+
+
+def shm_parent(spec):
+    from multiprocessing import shared_memory
+
+    ctx = get_context("fork")
+    size = spec["size"]
+    shm = shared_memory.SharedMemory(create=True, size=2 * size)
+    conn, theirs = ctx.Pipe()
+    proc = ctx.Process(target=shm_child, args=(theirs, conn, shm, spec))
+    proc.start()
+    theirs.close()
+    meter = Meter()
+    msg = payload(size)
+    free = [0, 1]
+    reps = []
+    now = time.perf_counter
+    for p, n in enumerate(phases(spec)):
+        if p == 1:
+            meter.mark()
+        t0 = now()
+        for _ in range(n):
+            while not free:
+                free.append(conn.recv_bytes()[0])
+            slot = free.pop()
+            shm.buf[slot * size : (slot + 1) * size] = msg
+            conn.send_bytes(bytes([slot]))
+        while True:  # the phase's acknowledgement, after the slots come back
+            got = conn.recv_bytes()[0]
+            if got == 0xFF:
+                break
+            free.append(got)
+        if p > 0:
+            reps.append(now() - t0)
+    conn.close()
+    proc.join()
+    shm.close()
+    shm.unlink()
+    if proc.exitcode != 0:
+        raise SystemExit("python child exited with %s" % proc.exitcode)
+    emit("@@result", {"reps": reps, "mem": meter.read(), "python": sys.version.split()[0]})
+
+
 def parent(spec):
+    if spec.get("variant") == "shm":
+        return shm_parent(spec)
     ctx = get_context("fork")
     conn, theirs = ctx.Pipe()
     proc = ctx.Process(target=child, args=(theirs, conn, spec))

@@ -1,6 +1,8 @@
 // The raw Bun baseline: Bun.spawn's "socket-fd" slot + Bun.connect({ fd }), CPython's 4-byte
 // big-endian framing written by hand, frames coalesced into one 256 KiB buffer per write.
 // No promises per message, no serializer, no wasm: the best a Bun library can hope for.
+// Workload "burst": a phase's frames all handed over without waiting for drain; "into": the
+// child assembles large bodies in one reused buffer (what recvBytesInto would give).
 // Bun's write() returns what the kernel took and drops the rest, so the unsent tail is kept
 // and written on `drain` (which also fires once, spuriously, right after open).
 import type { Socket } from "bun";
@@ -33,6 +35,8 @@ class RawChannel {
   private body: Uint8Array | null = null;
   private bodyFilled = 0;
   private inbox: Uint8Array[] = [];
+  /** A body buffer to assemble the next large message in ("into"), or null for a new one each time. */
+  reuse: Uint8Array | null = null;
   private waiter: ((body: Uint8Array) => void) | null = null;
   /** Called for every received message (default: queue it for recv()). */
   onMessage: (body: Uint8Array) => void = (body) => {
@@ -168,7 +172,7 @@ class RawChannel {
         const h = this.header;
         size = ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
       }
-      this.body = new Uint8Array(size);
+      this.body = this.reuse && this.reuse.byteLength === size ? this.reuse : new Uint8Array(size);
       this.bodyFilled = 0;
       if (size === 0) {
         this.body = null;
@@ -198,7 +202,14 @@ async function parent(spec: Spec): Promise<void> {
       ch.flush();
       return ch.recv();
     });
-  } else if (spec.workload === "stream" || spec.workload === "rss") {
+  } else if (spec.workload === "burst") {
+    reps = await timeStream(spec, meter, async (n) => {
+      for (let i = 0; i < n; i++) ch.send(msg);
+      ch.flush();
+      await ch.drained();
+      await ch.recv();
+    });
+  } else if (spec.workload === "stream" || spec.workload === "rss" || spec.workload === "into") {
     reps = await timeStream(spec, meter, async (n) => {
       for (let i = 0; i < n; i++) {
         ch.send(msg);
@@ -227,6 +238,7 @@ async function child(spec: Spec): Promise<void> {
       if (++received > total) throw new Error("raw child: too many messages");
     };
   } else {
+    if (spec.workload === "into") ch.reuse = new Uint8Array(spec.size);
     const counts = phases(spec);
     let phase = 0;
     let i = 0;

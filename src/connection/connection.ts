@@ -1,17 +1,20 @@
 // Python's multiprocessing.connection.Connection over a Bun socket:
-//   socket (transport.ts) → frames (frames.ts, wasm) → messages (inbox.ts) → objects (serializers)
-// and back through outbox.ts. Every method that returns a promise reports errors by
-// rejecting; synchronous members throw.
+//   socket (socket/transport.ts) → frames (frames/decoder.ts, wasm) → messages (messages/inbox.ts)
+//   → objects (./reduction.ts, serializers/)
+// and back through messages/outbox.ts and frames/encoder.ts (docs/internals.md walks it). Every
+// method that returns a promise reports errors by rejecting; synchronous members throw.
 import { fstatSync } from "node:fs";
 import { BufferTooShort, EOFError, OSError } from "../errors.ts";
+import { unexpectedChallenge } from "../endpoints/handshake.ts";
 import { FrameDecoder } from "../frames/decoder.ts";
 import { Inbox, type Receiver } from "../messages/inbox.ts";
 import { Outbox, RESOLVED } from "../messages/outbox.ts";
 import { openDescriptor, type LinkedSocket, type SocketLink } from "../socket/transport.ts";
-import { closeFd, isOpen, readable as fdReadable } from "../os/libc.ts";
+import { brokenPipe, closeFd, isOpen, osError, readable as fdReadable } from "../os/libc.ts";
 import { resolveSerializer, type SerializerName } from "../serializers/index.ts";
-import type { Serializer } from "../serializers/serializer.ts";
-import { dumps, loads } from "../processes/fdpass/transfer.ts";
+import { unsendable, type Serializer } from "../serializers/serializer.ts";
+import { ObjectCodec, type Carrier, type Leaving } from "./reduction.ts";
+import { waitable, type Readiness } from "./waitable.ts";
 
 export interface ConnectionOptions<T = unknown> {
   /** How send()/recv() turn objects into bytes (default "structured"). */
@@ -25,20 +28,23 @@ export interface FdConnectionOptions<T = unknown> extends ConnectionOptions<T> {
 
 export type BytesLike = ArrayBufferView | ArrayBuffer;
 
+/** What a reducer sees of `conn` when it travels inside a message (tests look through it too). */
+export let leavingOf: (conn: Connection<unknown>) => Leaving;
+
 const noop = (): void => {};
 const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Disposable, AsyncDisposable {
+export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, AsyncDisposable {
   private fd: number;
   private socket: LinkedSocket | null = null;
   private readonly serializer: Serializer<T>;
+  private readonly objects: ObjectCodec<T>;
   private readonly decoder: FrameDecoder;
   private readonly inbox: Inbox;
   private outbox: Outbox | null = null;
   private isClosed = false;
   private canRead: boolean;
   private canWrite: boolean;
-  private reachedEof = false;
 
   /** Wrap a connected stream socket descriptor, as Python's `Connection(handle, readable, writable)`. */
   constructor(fd: number, options: FdConnectionOptions<T> = {}) {
@@ -53,6 +59,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
       () => this.stopReading(),
     );
     this.decoder = new FrameDecoder(this.inbox);
+    this.objects = new ObjectCodec(this.serializer, this.carrier());
   }
 
   /** Wrap an inherited or raw socket descriptor (e.g. a `Bun.spawn` stdio slot). An invalid fd throws. */
@@ -65,7 +72,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
   static adopt<T>(socket: LinkedSocket, options: ConnectionOptions<T> = {}): Connection<T> {
     const conn = new Connection<T>((socket as unknown as { fd?: number }).fd ?? -1, options);
     conn.socket = socket;
-    socket.data = conn;
+    socket.data = conn.link;
     return conn;
   }
 
@@ -81,7 +88,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
 
   /** The OS file descriptor. */
   fileno(): number {
-    if (this.isClosed) throw new OSError("handle is closed");
+    if (this.isClosed) throw new OSError("handle is closed", "HANDLE_CLOSED");
     return this.fd;
   }
 
@@ -91,7 +98,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
   send(obj: T): Promise<void> {
     try {
       this.checkWritable();
-      return this.sendFrame(dumps(this.serializer, obj, this));
+      return this.sendFrame(this.objects.dumps(obj));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -124,13 +131,22 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
     const body = this.inbox.takeNow(Infinity);
     if (body !== undefined) {
       try {
-        return Promise.resolve(loads(this.serializer, body, this));
+        return Promise.resolve(this.loads(body));
       } catch (error) {
         return Promise.reject(error);
       }
     }
     // loads() is a promise when the message brings connections; resolve() adopts it.
-    return this.receive(Infinity, (body, resolve) => resolve(loads(this.serializer, body, this) as T));
+    return this.receive(Infinity, (body, resolve) => resolve(this.loads(body)));
+  }
+
+  /** A Listener's authkey challenge where a message was expected fails as the AuthenticationError it is. */
+  private loads(body: Uint8Array): T | Promise<T> {
+    try {
+      return this.objects.loads(body);
+    } catch (error) {
+      throw unexpectedChallenge(body, error) ?? error;
+    }
   }
 
   /** The next message's bytes. Longer than `maxlength`: OSError("bad message length"), and the connection stops being readable. */
@@ -167,7 +183,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
 
   private receive<R>(
     maxlength: number,
-    take: (body: Uint8Array, resolve: (value: R) => void, reject: (error: Error) => void) => void,
+    take: (body: Uint8Array, resolve: (value: R | PromiseLike<R>) => void, reject: (error: Error) => void) => void,
   ): Promise<R> {
     try {
       this.checkReadable();
@@ -185,10 +201,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
             reject(error);
           }
         },
-        fail: (error) => {
-          if (error instanceof EOFError && error.args.length === 0) this.reachedEof = true;
-          reject(error);
-        },
+        fail: reject,
       };
       this.inbox.receive(receiver);
     });
@@ -237,20 +250,22 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
     return this.inbox.ready;
   }
 
-  /** @internal For wait(): whether a receive would not wait, and a way to hear when it would not. */
-  get ready(): boolean {
-    return this.inbox.ready;
-  }
-  /** @internal */
-  watch(watcher: () => void): () => void {
-    this.checkReadable();
-    this.start();
-    return this.inbox.watch(watcher);
-  }
-  /** @internal */
-  settleForWait(): Promise<boolean> {
-    this.start();
-    return this.settle();
+  /** For wait(): a message or EOF can be received without waiting. */
+  [waitable](): Readiness {
+    return {
+      check: () => this.checkReadable(),
+      ready: () => this.inbox.ready,
+      watch: (onChange) => {
+        this.checkReadable();
+        this.start();
+        return this.inbox.watch(onChange);
+      },
+      settle: () => {
+        this.start();
+        return this.settle();
+      },
+      describe: () => `Connection (fd ${this.isClosed ? "closed" : this.fd})`,
+    };
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
@@ -258,7 +273,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
       try {
         yield await this.recv();
       } catch (error) {
-        if (this.reachedEof && error instanceof EOFError) return;
+        if (error instanceof EOFError && this.inbox.atEof) return;
         throw error;
       }
     }
@@ -275,7 +290,7 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
   private shut(): Promise<void> {
     if (this.isClosed) return RESOLVED;
     this.isClosed = true;
-    this.inbox.cancel(new OSError("handle is closed"));
+    this.inbox.cancel(new OSError("handle is closed", "HANDLE_CLOSED"));
     this.decoder.dispose();
     const socket = this.socket;
     if (!socket) {
@@ -300,55 +315,80 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
     this.close();
   }
 
-  // ---- the socket's side (SocketLink) -----------------------------------------------
+  // ---- the socket's side --------------------------------------------------------------
 
-  /** @internal */
-  onData(chunk: Uint8Array): void {
-    this.decoder.push(chunk);
-  }
+  /** What the socket reports to (kept off the public surface). */
+  private readonly link: SocketLink = {
+    onData: (chunk) => this.decoder.push(chunk),
+    onDrain: () => this.outbox?.flush(),
+    onClose: (error) => this.peerGone(error),
+    onFault: (error) => this.fault(error),
+  };
 
-  /** @internal */
-  onDrain(): void {
-    this.outbox?.flush();
-  }
-
-  /** @internal */
-  onClose(error?: Error): void {
+  private peerGone(error?: Error): void {
     if (this.isClosed) return;
     const truncated = this.decoder.eof() === "truncated";
     let reason: Error | null = null;
-    if (truncated) reason = new OSError("got end of file during message");
-    else if (error) reason = new OSError(error.message, (error as { code?: string }).code, { cause: error });
+    if (truncated) reason = new OSError("got end of file during message", "MESSAGE_TRUNCATED");
+    else if (error) reason = socketError(error);
     this.inbox.finish(reason);
-    this.outbox?.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
+    this.outbox?.fail(brokenPipe());
   }
 
-  // ---- passing connections (src/processes/fdpass/transfer.ts) ----------------------------------
-
-  /**
-   * @internal What moving this connection takes along, without taking it: the descriptor
-   * (-1 once the stream ended and Bun closed it), the queued messages, and the raw bytes of a
-   * frame that had only partly arrived.
-   */
-  unread(): { fd: number; messages: Uint8Array[]; partial: Uint8Array[] } {
-    return { fd: this.inbox.ended ? -1 : this.fd, messages: this.inbox.peek(), partial: this.decoder.pending() };
-  }
-
-  /** @internal This connection moved to another process: read nothing more, close; resolves once its writes are out. */
-  moveOut(): Promise<void> {
+  /** A bug of ours surfaced in a socket callback: every read and write reports it from now on. */
+  private fault(error: unknown): boolean {
+    if (this.isClosed) return false;
+    const failure = error instanceof Error ? error : new Error(String(error));
+    this.decoder.dispose();
     this.socket?.pause();
-    return this.shut();
+    this.inbox.fault(failure);
+    (this.outbox ?? this.openOutbox()).fail(failure);
+    return true;
   }
 
-  /** @internal A connection that arrived from another process: its descriptor, and the bytes that came with it (read first). */
-  attach(fd: number, unread: Uint8Array): void {
+  // ---- travelling inside messages (src/connection/reduction.ts) ----------------------
+
+  /** What a reducer (src/processes/fdpass) may do with this connection and those in its messages. */
+  private carrier(): Carrier {
+    return {
+      connection: this as Connection<unknown>,
+      leaving: (obj) => (obj instanceof Connection ? obj.leaving() : undefined),
+      arriving: (readable, writable) => {
+        // It reads with the serializer of the connection it arrived on.
+        const conn = new Connection<unknown>(-1, { readable, writable, serializer: this.serializer as Serializer<unknown> });
+        return { connection: conn, attach: (fd, unread) => conn.attach(fd, unread) };
+      },
+    };
+  }
+
+  static {
+    leavingOf = (conn) => conn.leaving();
+  }
+
+  private leaving(): Leaving {
+    return {
+      connection: this as Connection<unknown>,
+      unread: () => ({ fd: this.inbox.ended ? -1 : this.fd, messages: this.inbox.peek(), partial: this.decoder.pending() }),
+      leave: () => {
+        this.socket?.pause();
+        return this.shut();
+      },
+    };
+  }
+
+  private attach(fd: number, unread: Uint8Array): void {
     this.fd = fd;
     if (unread.byteLength > 0) this.decoder.push(unread);
   }
 
+  /** Met by a serializer that had no hook for it (a user's wrapper that drops them, or json/pickle). */
+  get [unsendable](): string {
+    return "a Connection can only be sent with the structured serializer, or one that passes the hooks it is given on to structured";
+  }
+
   /** JSON cannot carry a live connection: refuse, rather than send its fields. */
   toJSON(): never {
-    throw new TypeError("a Connection can only be sent with the structured serializer");
+    throw new TypeError(this[unsendable]);
   }
 
   // ---- helpers ----------------------------------------------------------------------
@@ -356,8 +396,8 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
   /** Start using the descriptor: Bun takes it over and begins reading. */
   private start(): LinkedSocket {
     if (this.socket) return this.socket;
-    if (!isOpen(this.fd)) throw new OSError(`[Errno 9] Bad file descriptor: ${this.fd}`, "EBADF");
-    this.socket = openDescriptor(this.fd, this);
+    if (!isOpen(this.fd)) throw osError("EBADF", String(this.fd));
+    this.socket = openDescriptor(this.fd, this.link);
     return this.socket;
   }
 
@@ -367,19 +407,23 @@ export class Connection<T = unknown> implements SocketLink, AsyncIterable<T>, Di
     return this.outbox;
   }
 
+  /** After "bad message length", as CPython: a duplex end becomes write-only, a read-only end closes. */
   private stopReading(): void {
-    if (this.canWrite) this.canRead = false;
-    else this.close();
+    if (!this.canWrite) return this.close();
+    this.canRead = false;
+    // The peer may go on writing until the socket's buffers fill, as with a Python reader that stopped.
+    this.socket?.pause();
+    this.inbox.cancel(new OSError("connection is write-only", "WRITE_ONLY"));
   }
 
   private checkWritable(): void {
-    if (this.isClosed) throw new OSError("handle is closed");
-    if (!this.canWrite) throw new OSError("connection is read-only");
+    if (this.isClosed) throw new OSError("handle is closed", "HANDLE_CLOSED");
+    if (!this.canWrite) throw new OSError("connection is read-only", "READ_ONLY");
   }
 
   private checkReadable(): void {
-    if (this.isClosed) throw new OSError("handle is closed");
-    if (!this.canRead) throw new OSError("connection is write-only");
+    if (this.isClosed) throw new OSError("handle is closed", "HANDLE_CLOSED");
+    if (!this.canRead) throw new OSError("connection is write-only", "WRITE_ONLY");
   }
 }
 
@@ -390,9 +434,15 @@ function checkDescriptor(fd: number): void {
   try {
     socket = fstatSync(fd).isSocket();
   } catch {
-    throw new OSError(`[Errno 9] Bad file descriptor: ${fd}`, "EBADF");
+    throw osError("EBADF", String(fd));
   }
   if (!socket) throw new OSError(`fd ${fd} is not a socket (mpconn connections need a stream socket)`, "ENOTSOCK");
+}
+
+/** A socket failure Bun reported, as Python words it; "EIO" when Bun gave no errno name. */
+function socketError(error: Error): OSError {
+  const code = (error as { code?: unknown }).code;
+  return osError(typeof code === "string" ? code : "EIO", undefined, { cause: error, fallback: error.message });
 }
 
 /** A Uint8Array over the bytes of any ArrayBufferView or ArrayBuffer. */

@@ -1,10 +1,11 @@
 // wait(): Python's multiprocessing.connection.wait — which of these objects can be used
 // without waiting? Connections (a message or EOF can be received), Listeners (a connection can
-// be accepted) and Bun subprocesses (the process exited). Nothing here polls: each object says
-// when it changes, and the check runs then.
-import { Connection } from "./connection.ts";
-import { OSError } from "../errors.ts";
-import { Listener } from "../endpoints/listener.ts";
+// be accepted) and Bun subprocesses (the process exited). Each object is seen through its
+// Readiness (./waitable.ts). Nothing here polls: each object says when it changes, and the
+// check runs then.
+import type { Connection } from "./connection.ts";
+import type { Listener } from "../endpoints/listener.ts";
+import { waitable, type HasReadiness, type Readiness } from "./waitable.ts";
 
 /** What wait() needs of a process: Bun's Subprocess has it. */
 export interface WaitableProcess {
@@ -29,19 +30,25 @@ export async function wait<W extends Waitable>(objects: Iterable<W>, timeout?: n
     throw new TypeError("wait() needs an iterable of Connections, Listeners or subprocesses");
   }
   const items = [...objects];
-  const seen = new Set<W>();
+  const readiness = new Map<W, Readiness>();
   for (const item of items) {
-    check(item);
+    const r = readinessOf(item);
+    r.check();
     // Python raises KeyError here; an argument mistake is a TypeError in mpconn.
-    if (seen.has(item)) throw new TypeError(`${describe(item)} is already registered`);
-    seen.add(item);
+    if (readiness.has(item)) throw new TypeError(`${r.describe()} is already registered`);
+    readiness.set(item, r);
   }
-  const readyOnes = () => items.filter(isReady);
+  const all = [...readiness.values()];
+  const readyOnes = () => items.filter((item) => readiness.get(item)!.ready());
+  // Something closed while we waited: as Python's select() on a closed fd, that is an error.
+  const checkAll = () => {
+    for (const r of all) r.check();
+  };
 
   // First let the event loop deliver what is already on its way, so that "sent, then waited"
   // finds the message, as it would in the kernel's buffer for Python's select().
-  await Promise.all(items.map(settle));
-  checkOpen(items);
+  await Promise.all(all.map((r) => r.settle()));
+  checkAll();
   const now = readyOnes();
   if (now.length > 0 || (timeout !== undefined && timeout !== null && timeout <= 0)) return now;
 
@@ -62,7 +69,7 @@ export async function wait<W extends Waitable>(objects: Iterable<W>, timeout?: n
       queueMicrotask(() => {
         checking = false;
         try {
-          checkOpen(items);
+          checkAll();
         } catch (error) {
           return finish(error as Error);
         }
@@ -71,7 +78,7 @@ export async function wait<W extends Waitable>(objects: Iterable<W>, timeout?: n
       });
     };
     try {
-      for (const item of items) stops.push(watch(item, recheck));
+      for (const r of all) stops.push(r.watch(recheck));
     } catch (error) {
       return finish(error as Error);
     }
@@ -81,57 +88,39 @@ export async function wait<W extends Waitable>(objects: Iterable<W>, timeout?: n
   });
 }
 
+function readinessOf(item: unknown): Readiness {
+  const has = item as Partial<HasReadiness> | null;
+  if (typeof has === "object" && has !== null && typeof has[waitable] === "function") return has[waitable]();
+  if (isProcess(item)) return processReadiness(item);
+  throw new TypeError(`wait() takes Connections, Listeners and subprocesses, not ${describe(item)}`);
+}
+
 function isProcess(item: unknown): item is WaitableProcess {
   const p = item as Partial<WaitableProcess> | null;
   return typeof p === "object" && p !== null && typeof p.pid === "number" && p.exited instanceof Promise;
 }
 
-function check(item: unknown): void {
-  if (item instanceof Connection) {
-    if (item.closed) throw new OSError("handle is closed");
-    // As poll(): a write-only end can never become readable, so waiting on it is a mistake.
-    if (!item.readable) throw new OSError("connection is write-only");
-  } else if (item instanceof Listener) {
-    if (item.closed) throw new OSError("listener is closed");
-  } else if (!isProcess(item)) {
-    throw new TypeError(`wait() takes Connections, Listeners and subprocesses, not ${describe(item)}`);
-  }
-}
-
-/** Something was closed while we waited: as Python's select() on a closed fd, that is an error. */
-function checkOpen(items: Waitable[]): void {
-  for (const item of items) {
-    if (item instanceof Connection && item.closed) throw new OSError("handle is closed");
-    if (item instanceof Listener && item.closed) throw new OSError("listener is closed");
-  }
-}
-
-function isReady(item: Waitable): boolean {
-  if (item instanceof Connection || item instanceof Listener) return item.ready;
-  return item.exitCode !== null || item.signalCode !== null;
-}
-
-function watch(item: Waitable, onChange: () => void): () => void {
-  if (item instanceof Connection || item instanceof Listener) return item.watch(onChange);
-  let active = true;
-  item.exited.then(
-    () => active && onChange(),
-    () => active && onChange(),
-  );
-  return () => {
-    active = false;
+/** A subprocess is ready once it exited; it is never closed. */
+function processReadiness(p: WaitableProcess): Readiness {
+  return {
+    check() {},
+    ready: () => p.exitCode !== null || p.signalCode !== null,
+    watch(onChange) {
+      let active = true;
+      p.exited.then(
+        () => active && onChange(),
+        () => active && onChange(),
+      );
+      return () => {
+        active = false;
+      };
+    },
+    settle: () => new Promise((resolve) => setImmediate(resolve)),
+    describe: () => `Subprocess (pid ${p.pid})`,
   };
 }
 
-function settle(item: Waitable): Promise<unknown> {
-  if (item instanceof Connection || item instanceof Listener) return item.settleForWait();
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 function describe(item: unknown): string {
-  if (item instanceof Connection) return `Connection (fd ${item.closed ? "closed" : item.fileno()})`;
-  if (item instanceof Listener) return `Listener (${JSON.stringify(item.address)})`;
-  if (isProcess(item)) return `Subprocess (pid ${item.pid})`;
   if (item === null) return "null";
   return typeof item === "object" ? (item.constructor?.name ?? "object") : `${typeof item} ${String(item)}`;
 }

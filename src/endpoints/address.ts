@@ -2,12 +2,11 @@
 // (AF_UNIX; "\0name" is Linux's abstract namespace), a [host, port] tuple is TCP. Also the
 // housekeeping of unix socket files: the private default directory, the stale-file probe, and
 // removal at exit. See docs/listener.md for the policies.
-import { dlopen } from "bun:ffi";
 import { lstatSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { OSError } from "../errors.ts";
-import { closeFd, errno } from "../os/libc.ts";
+import { closeFd, connectUnix, osError, signalIgnored } from "../os/libc.ts";
 
 /** A unix socket path, or a TCP `[host, port]`. */
 export type Address = string | readonly [host: string, port: number];
@@ -87,20 +86,6 @@ function describe(value: unknown): string {
 
 // ---- OS errors, worded as Python's ----------------------------------------------------
 
-const STRERROR: Readonly<Record<string, string>> = {
-  EACCES: "Permission denied",
-  EADDRINUSE: "Address already in use",
-  EADDRNOTAVAIL: "Cannot assign requested address",
-  ECONNREFUSED: "Connection refused",
-  ECONNRESET: "Connection reset by peer",
-  EHOSTUNREACH: "No route to host",
-  EINVAL: "Invalid argument",
-  ENETUNREACH: "Network is unreachable",
-  ENOENT: "No such file or directory",
-  ENOTSOCK: "Socket operation on non-socket",
-  ETIMEDOUT: "Connection timed out",
-};
-
 /**
  * A Bun socket error as Python words it: OSError("[Errno 111] Connection refused", "ECONNREFUSED").
  * With the `endpoint` connected to, the message names it, as Python names the file of a failed
@@ -110,14 +95,13 @@ export function toOSError(error: unknown, endpoint?: Endpoint): OSError {
   if (error instanceof OSError) return error;
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  if (typeof code !== "string") return new OSError(message, undefined, { cause: error });
-  const number = (constants.errno as Record<string, number | undefined>)[code];
-  const text = STRERROR[code];
-  if (number === undefined || text === undefined) return new OSError(`${message} (${code})`, code, { cause: error });
-  if (endpoint === undefined) return new OSError(`[Errno ${number}] ${text}`, code, { cause: error });
-  const where = endpoint.family === "AF_UNIX" ? `'${endpoint.path.replace("\0", "\\0")}'` : `${endpoint.host}:${endpoint.port}`;
-  const hint = code === "ENOENT" || code === "ECONNREFUSED" ? " (is the Listener running?)" : "";
-  return new OSError(`[Errno ${number}] ${text}: ${where}${hint}`, code, { cause: error });
+  if (typeof code !== "string") return new OSError(message, "EIO", { cause: error });
+  let where: string | undefined;
+  if (endpoint !== undefined) {
+    where = endpoint.family === "AF_UNIX" ? `'${endpoint.path.replace("\0", "\\0")}'` : `${endpoint.host}:${endpoint.port}`;
+    if (code === "ENOENT" || code === "ECONNREFUSED") where += " (is the Listener running?)";
+  }
+  return osError(code, where, { cause: error, fallback: `${message} (${code})` });
 }
 
 // ---- the private directory of default addresses -----------------------------------------
@@ -142,13 +126,6 @@ const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_";
 
 // ---- stale socket files ---------------------------------------------------------------
 
-const linux = process.platform === "linux";
-const libc = dlopen(linux ? "libc.so.6" : "libc.dylib", {
-  socket: { args: ["i32", "i32", "i32"], returns: "i32" },
-  connect: { args: ["i32", "buffer", "u32"], returns: "i32" },
-  sigaction: { args: ["i32", "ptr", "buffer"], returns: "i32" },
-}).symbols;
-
 /**
  * What sits at a unix socket path: nothing, a socket something listens on ("live"), a socket
  * nobody listens on ("stale": connecting is refused), or something else (never removed).
@@ -161,20 +138,13 @@ export function unixPathState(path: string): "missing" | "live" | "stale" | "oth
   }
   // Connecting would hand the live listener a connection that closes at once; look first.
   if (listedAsListening(path)) return "live";
-  const AF_UNIX = 1;
   // Non-blocking, so a live listener with a full backlog answers EAGAIN instead of blocking us.
-  const SOCK_STREAM_NONBLOCK_CLOEXEC = linux ? 1 | 0o4000 | 0o2000000 : 1;
-  const fd = libc.socket(AF_UNIX, SOCK_STREAM_NONBLOCK_CLOEXEC, 0);
-  if (fd < 0) return "live"; // can't tell: leave the file alone
-  const addr = new Uint8Array(110);
-  if (linux) new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
-  const bytes = Buffer.from(path);
-  if (!linux) (addr[0] = 2 + bytes.byteLength + 1), (addr[1] = AF_UNIX); // BSD: sun_len, sun_family
-  addr.set(bytes, 2);
-  const ok = libc.connect(fd, addr, 2 + bytes.byteLength + 1) === 0;
-  const code = ok ? 0 : errno();
-  closeFd(fd);
-  return code === constants.errno.ECONNREFUSED ? "stale" : "live";
+  try {
+    closeFd(connectUnix(path));
+    return "live";
+  } catch (error) {
+    return (error as OSError).code === "ECONNREFUSED" ? "stale" : "live";
+  }
 }
 
 /**
@@ -250,7 +220,5 @@ function onSignal(signal: NodeJS.Signals): void {
 
 /** Whether `signal` was ignored (SIG_IGN) when we looked, before anyone in this process handled it. */
 function ignored(signal: "SIGINT" | "SIGTERM"): boolean {
-  const old = new BigUint64Array(32); // larger than struct sigaction on Linux and macOS
-  if (libc.sigaction(constants.signals[signal], null, old) !== 0) return false;
-  return old[0] === 1n; // sa_handler is the first field; SIG_IGN is 1
+  return signalIgnored(constants.signals[signal]);
 }

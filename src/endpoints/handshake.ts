@@ -1,6 +1,6 @@
 // CPython's authkey handshake (multiprocessing.connection deliver_challenge / answer_challenge),
 // byte-compatible with CPython 3.11 (raw HMAC-MD5) and 3.12+ ("{digest}" negotiation).
-// See docs/listener.md (authkey). Transport-independent: it only needs
+// See docs/internals.md ("The authkey handshake") and docs/listener.md (authkey). Transport-independent: it only needs
 // something that sends and receives whole frames.
 
 import { createHmac, timingSafeEqual } from "node:crypto";

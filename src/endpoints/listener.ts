@@ -22,6 +22,7 @@ import { serverHandshake, toAuthkey, type Authkey } from "./handshake.ts";
 import { resolveSerializer } from "../serializers/index.ts";
 import type { Serializer } from "../serializers/serializer.ts";
 import { socketHandlers, type LinkedSocket, type SocketLink } from "../socket/transport.ts";
+import { waitable, type Readiness } from "../connection/waitable.ts";
 
 export interface ListenerOptions<T = unknown> extends ConnectionOptions<T> {
   family?: Family;
@@ -103,7 +104,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
    * AuthenticationError for a client that failed the authkey handshake (the listener goes on).
    */
   accept(): Promise<Connection<T>> {
-    if (this.isClosed) return Promise.reject(new OSError("listener is closed"));
+    if (this.isClosed) return Promise.reject(new OSError("listener is closed", "LISTENER_CLOSED"));
     const next = this.arrivals.shift();
     if (next) return new Promise((resolve, reject) => this.hand(next, { resolve, reject }));
     return new Promise((resolve, reject) => {
@@ -140,7 +141,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
     this.arrivals = [];
     const waiters = this.waiters;
     this.waiters = [];
-    for (const w of waiters) w.reject(new OSError("listener is closed"));
+    for (const w of waiters) w.reject(new OSError("listener is closed", "LISTENER_CLOSED"));
     this.notify();
   }
 
@@ -150,24 +151,26 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
 
   // ---- for wait() -----------------------------------------------------------------------
 
-  /** @internal Whether accept() would settle without waiting. */
-  get ready(): boolean {
-    return this.arrivals.length > 0;
-  }
-  /** @internal Call `watcher` when a connection arrives or the listener closes. */
-  watch(watcher: () => void): () => void {
-    if (this.isClosed) throw new OSError("listener is closed");
-    this.watchers.add(watcher);
-    this.updateRef();
-    return () => {
-      this.watchers.delete(watcher);
-      this.updateRef();
+  /** For wait(): a connection can be accepted without waiting. */
+  [waitable](): Readiness {
+    return {
+      check: () => {
+        if (this.isClosed) throw new OSError("listener is closed", "LISTENER_CLOSED");
+      },
+      ready: () => this.arrivals.length > 0,
+      watch: (onChange) => {
+        if (this.isClosed) throw new OSError("listener is closed", "LISTENER_CLOSED");
+        this.watchers.add(onChange);
+        this.updateRef();
+        return () => {
+          this.watchers.delete(onChange);
+          this.updateRef();
+        };
+      },
+      // Let Bun run the open() of connections that are already there.
+      settle: immediate,
+      describe: () => `Listener (${JSON.stringify(this.boundAddress)})`,
     };
-  }
-  /** @internal Let Bun run the open() of connections that are already there. */
-  async settleForWait(): Promise<boolean> {
-    await immediate();
-    return this.ready;
   }
 
   // ---- arrivals -------------------------------------------------------------------------

@@ -1,6 +1,16 @@
-// Loads the AssemblyScript codec (assembly/codec.ts, embedded as codec-wasm.ts) once per
-// process and hands out regions of its memory. The codec never allocates: every offset it
-// sees comes from here.
+// The owner of the wasm codec (assembly/codec.ts, embedded as codec-wasm.ts): one instance per
+// process, and the layout of its memory. The codec never allocates; every region it works on
+// is handed out here, and nothing else computes an address in its memory. The layout
+// (docs/internals.md, "The codec's memory"):
+//
+//   page 0            reserved: nothing is ever written there (a stray offset 0 would show)
+//   input  (1 MiB)    one received window at a time, decoded and forgotten
+//   table  (64 KiB)   decode()'s entries for that window
+//   state pages       decoder states, STATE_SIZE bytes each, plus the header scratch
+//   send blocks       2 pages each: one outgoing batch per connection that sends in this tick
+//
+// Memory only grows, and growing detaches every view of it: views are made again after each
+// grow, and a caller uses a view at once or asks again.
 import { CODEC_WASM } from "./codec-wasm.ts";
 
 interface CodecExports {
@@ -24,61 +34,148 @@ function load(): CodecExports {
   return new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as CodecExports;
 }
 
-export const codec = load();
-export const STATE_SIZE: number = codec.STATE_SIZE.value;
-export const ENTRY_SIZE: number = codec.ENTRY_SIZE.value;
-
+const wasm = load();
 const PAGE = 65536;
-/** Views of the codec's memory. memory.grow() detaches old views; these ES module bindings
- * are reassigned after every grow, so importers always see the current ones. */
-export let u8 = new Uint8Array(codec.memory.buffer);
-export let u32 = new Uint32Array(codec.memory.buffer);
+const STATE_SIZE: number = wasm.STATE_SIZE.value;
+const ENTRY_SIZE: number = wasm.ENTRY_SIZE.value;
 
+// The module's initial pages (its static data) are never handed out: every region below comes
+// from memory.grow(), so nothing JavaScript asks for can land at address 0.
+const INPUT_SIZE = 1 << 20;
+const TABLE_ENTRIES = 8192;
+const INPUT = wasm.memory.grow(INPUT_SIZE / PAGE) * PAGE;
+const TABLE = wasm.memory.grow((TABLE_ENTRIES * ENTRY_SIZE) / PAGE) * PAGE;
+
+let u8: Uint8Array;
+let u32: Uint32Array;
+/**
+ * decode()'s entry table, two u32 per entry: kind << 24 | offset, then length (see
+ * assembly/codec.ts). A live binding: a view taken before a sink call may have been detached
+ * by a grow inside it; look again when its byteLength is 0.
+ */
+export let entries: Uint32Array;
+
+function views(): void {
+  u8 = new Uint8Array(wasm.memory.buffer);
+  u32 = new Uint32Array(wasm.memory.buffer);
+  entries = u32.subarray(TABLE >>> 2, (TABLE >>> 2) + 2 * TABLE_ENTRIES);
+}
+views();
+
+/** `pages` fresh pages at the end of memory (every view is made again); their address. */
 function grow(pages: number): number {
-  const first = codec.memory.grow(pages);
-  u8 = new Uint8Array(codec.memory.buffer);
-  u32 = new Uint32Array(codec.memory.buffer);
+  const first = wasm.memory.grow(pages);
+  views();
   return first * PAGE;
 }
 
+// ---- decoding ---------------------------------------------------------------------------
+
+/** The longest window of a chunk one decode() call looks at. */
+export const WINDOW_MAX = INPUT_SIZE;
+
 /**
- * Fixed-size blocks of `pages` pages with a free list: memory cannot shrink, so freed
- * blocks are reused rather than returned.
+ * Copy chunk[start, start + avail) into the input region and decode it as the first `avail`
+ * of `total` bytes (the rest are body bytes the codec only counts). Returns the number of
+ * entries written to `entries`; consumed() says how far into the chunk it got.
  */
-class BlockPool {
-  private free: number[] = [];
-  constructor(readonly pages: number) {}
-  get size(): number {
-    return this.pages * PAGE;
-  }
-  take(): number {
-    return this.free.pop() ?? grow(this.pages);
-  }
-  give(offset: number): void {
-    this.free.push(offset);
-  }
+export function decodeWindow(state: number, chunk: Uint8Array, start: number, avail: number, total: number): number {
+  // A header's worth byte by byte, to allocate no view for it.
+  if (avail <= 16) for (let i = 0; i < avail; i++) u8[INPUT + i] = chunk[start + i]!;
+  else u8.set(start === 0 && avail === chunk.byteLength ? chunk : chunk.subarray(start, start + avail), INPUT);
+  return wasm.decode(state, INPUT, avail, total, TABLE, TABLE_ENTRIES);
 }
 
-/** Outgoing batches: one block per connection that is sending in this tick. */
-export const sendBlocks = new BlockPool(2);
+export const consumed = (): number => wasm.consumed();
+export const remaining = (state: number): number => wasm.remaining(state);
+export const skipBody = (state: number, n: number): number => wasm.skipBody(state, n);
+export const declared = (state: number): number => wasm.declared(state);
+/** 0: the stream may end here (a clean EOF); 1: a message would be cut short. */
+export const eofKind = (state: number): number => wasm.eofKind(state);
 
 /** Decoder states, STATE_SIZE bytes each, carved from whole pages. */
 const freeStates: number[] = [];
+/** A fresh decoder state: an opaque handle that the functions above take. */
 export function takeState(): number {
   if (freeStates.length === 0) {
     const page = grow(1);
     for (let at = page + PAGE - STATE_SIZE; at >= page; at -= STATE_SIZE) freeStates.push(at);
   }
   const state = freeStates.pop()!;
-  codec.reset(state);
+  wasm.reset(state);
   return state;
 }
 export function giveState(state: number): void {
   freeStates.push(state);
 }
 
-/** The shared input region: a received chunk is copied here, decoded, and forgotten. */
-export const INPUT_SIZE = 1 << 20;
-export const TABLE_ENTRIES = 8192;
-export const input = grow(INPUT_SIZE / PAGE);
-export const table = grow((TABLE_ENTRIES * ENTRY_SIZE) / PAGE);
+/** The header bytes a state has gathered of a frame not yet begun (state record +4 count, +8 bytes). */
+export function headerSoFar(state: number): Uint8Array {
+  const have = u32[(state >>> 2) + 1]!;
+  return u8.slice(state + 8, state + 8 + have);
+}
+
+// ---- encoding ---------------------------------------------------------------------------
+
+/** Where encodeHeader writes: 12 bytes of its own, taken like a decoder state. */
+const scratch = takeState();
+
+/** The header of one frame of `size` bytes (4 bytes, or 12 past 0x7fffffff), as a fresh copy. */
+export function header(size: number): Uint8Array {
+  const n = wasm.encodeHeader(scratch, size);
+  return u8.slice(scratch, scratch + n);
+}
+
+/**
+ * A block of memory lent to one outgoing batch: a table of u32 body lengths (`tableSize`
+ * entries), then the frames, whose headers encodeBatch() writes in one call. Offsets given
+ * to its methods are relative to the block.
+ */
+export class SendBlock {
+  static readonly SIZE = 2 * PAGE;
+  private static readonly free: number[] = [];
+  /** Blocks held by write queues, process-wide (see hold()). */
+  private static held = 0;
+  /** Beyond this many held blocks, queued bytes are copied out: memory never shrinks. */
+  private static readonly MAX_HELD = 256;
+
+  private constructor(private readonly at: number) {}
+
+  static take(): SendBlock {
+    return new SendBlock(SendBlock.free.pop() ?? grow(SendBlock.SIZE / PAGE));
+  }
+
+  /** Put `body` at `offset` and note its length as entry `index` of the table. */
+  put(index: number, offset: number, body: Uint8Array): void {
+    u8.set(body, this.at + offset);
+    u32[(this.at >>> 2) + index] = body.byteLength;
+  }
+
+  /** Write the headers of `count` frames placed from `offset` on. */
+  encode(count: number, offset: number): void {
+    wasm.encodeBatch(this.at, count, this.at + offset);
+  }
+
+  /** Bytes [start, end) of the block, as a view of the current memory: use it at once. */
+  view(start: number, end: number): Uint8Array {
+    return u8.subarray(this.at + start, this.at + end);
+  }
+
+  /** Keep the block for a write queue, when the process-wide allowance lets it: false when not. */
+  hold(): boolean {
+    if (SendBlock.held >= SendBlock.MAX_HELD) return false;
+    SendBlock.held++;
+    return true;
+  }
+
+  /** Give a held block back. */
+  unhold(): void {
+    SendBlock.held--;
+    this.give();
+  }
+
+  /** Give the block back for the next batch to use. */
+  give(): void {
+    SendBlock.free.push(this.at);
+  }
+}

@@ -5,8 +5,20 @@
 //  - a frame spanning chunks is assembled in a buffer that grows with the bytes that really
 //    arrive (never sized from the claimed length alone), each byte copied once;
 //  - a chunk wholly inside a body is never copied into wasm memory at all.
-import { codec, input, INPUT_SIZE, table, TABLE_ENTRIES, takeState, giveState, u8, u32 } from "./codec.ts";
-import { frameHeader } from "./encoder.ts";
+import {
+  consumed,
+  declared,
+  decodeWindow,
+  entries,
+  eofKind,
+  giveState,
+  header,
+  headerSoFar,
+  remaining,
+  skipBody,
+  takeState,
+  WINDOW_MAX,
+} from "./codec.ts";
 
 const FRAME = 0;
 const BEGIN = 1;
@@ -23,19 +35,25 @@ const NARROW = 16;
 /** Average frame size above which copying bodies into wasm costs more than a call per frame. */
 const LARGE_FRAME = 1024;
 
-/** Where decoded frames go. */
+/**
+ * Where decoded frames go. `frame`, `frames` and `begin` may return false: take nothing more
+ * from this stream (the decoder stops its loop and drops what follows). A sink acts on such a
+ * decision in `settle`, once the chunk is done, never in the middle of it.
+ */
 export interface FrameSink {
   /** A complete message body. */
-  frame(body: Uint8Array): void;
+  frame(body: Uint8Array): boolean | void;
   /**
    * Several whole messages at once: bodies at (base + table[2i], table[2i + 1]) of `buffer`.
    * Lets a sink queue a chunk's messages as the codec's own table, making no view per message.
    */
-  frames?(buffer: Uint8Array, base: number, table: Uint32Array): void;
+  frames?(buffer: Uint8Array, base: number, table: Uint32Array): boolean | void;
   /** A frame of `length` bytes started arriving (its body is not complete yet). */
-  begin(length: number): void;
+  begin(length: number): boolean | void;
   /** The stream carried a length no CPython sender writes; nothing after it can be trusted. */
   invalid(length: number): void;
+  /** A chunk has been decoded: the moment to act on what it brought. */
+  settle?(): void;
 }
 
 /**
@@ -74,7 +92,11 @@ let dispatching = false;
 export class FrameDecoder {
   private state = takeState();
   private assembly: Assembly | null = null;
-  private failed = false;
+  /** Nothing more is decoded: the stream was invalid, the sink refused it, or dispose() ran. */
+  private stopped = false;
+  /** Inside decode(): dispose() then only stops the loop, which releases the state on its way out. */
+  private busy = false;
+  private disposed = false;
   private window = WIDE;
 
   private readonly lazy: boolean;
@@ -103,7 +125,8 @@ export class FrameDecoder {
 
   /** What the end of the stream means here: "clean" between messages, else "truncated". */
   eof(): "clean" | "truncated" {
-    return codec.eofKind(this.state) === 0 ? "clean" : "truncated";
+    if (this.state < 0) return "clean";
+    return eofKind(this.state) === 0 ? "clean" : "truncated";
   }
 
   /**
@@ -112,14 +135,20 @@ export class FrameDecoder {
    * them along (src/processes/fdpass).
    */
   pending(): Uint8Array[] {
-    if (this.state < 0 || this.failed) return [];
-    if (this.assembly !== null) return [frameHeader(this.assembly.length), ...this.assembly.received()];
-    // Header bytes gathered so far: state record +4 (count), +8 (the bytes); see assembly/codec.ts.
-    const have = u32[(this.state >>> 2) + 1]!;
-    return have === 0 ? [] : [u8.slice(this.state + 8, this.state + 8 + have)];
+    if (this.stopped) return [];
+    if (this.assembly !== null) return [header(this.assembly.length), ...this.assembly.received()];
+    const gathered = headerSoFar(this.state);
+    return gathered.byteLength === 0 ? [] : [gathered];
   }
 
+  /** Decode nothing more and give the state back; safe from inside a sink call. */
   dispose(): void {
+    this.stopped = true;
+    this.disposed = true;
+    if (!this.busy) this.release();
+  }
+
+  private release(): void {
     if (this.state < 0) return;
     giveState(this.state);
     this.state = -1;
@@ -127,58 +156,69 @@ export class FrameDecoder {
   }
 
   private decode(chunk: Uint8Array): void {
+    if (this.stopped) return;
+    this.busy = true;
+    try {
+      this.loop(chunk);
+    } finally {
+      this.busy = false;
+      if (this.disposed) this.release();
+    }
+    if (!this.disposed) this.sink.settle?.();
+  }
+
+  private loop(chunk: Uint8Array): void {
     const len = chunk.byteLength;
     let at = 0;
-    while (at < len && !this.failed && this.state >= 0) {
+    while (at < len && !this.stopped) {
       if (this.assembly !== null) {
         // Inside a long body: take the bytes directly, without a trip through wasm memory.
-        const take = Math.min(codec.remaining(this.state), len - at);
+        const take = Math.min(remaining(this.state), len - at);
         this.assembly.append(chunk, at, at + take);
-        if (codec.skipBody(this.state, take) === 1) this.complete();
         at += take;
+        if (skipBody(this.state, take) === 1) this.complete();
         continue;
       }
       at += this.slice(chunk, at, Math.min(len - at, SLICE_MAX));
     }
   }
 
-  /** Copy a window of the chunk at `start` into wasm memory, decode, report; returns bytes consumed. */
+  /** Decode a window of the chunk at `start` and report its entries; returns bytes consumed. */
   private slice(chunk: Uint8Array, start: number, total: number): number {
-    const avail = Math.min(total, this.window, INPUT_SIZE);
-    copyIn(chunk, start, avail);
-    const n = codec.decode(this.state, input, avail, total, table, TABLE_ENTRIES);
-    const used = codec.consumed();
+    const avail = Math.min(total, this.window, WINDOW_MAX);
+    const n = decodeWindow(this.state, chunk, start, avail, total);
+    const used = consumed();
     const sink = this.sink;
     // Whole frames come first, usually all of them: hand those over as one copy of the
     // table (a FRAME entry's first word is its offset), then take the rest one by one.
     let i = 0;
-    const first = table >>> 2;
-    let t32 = u32;
+    let table = entries;
     if (this.lazy) {
-      while (i < n && t32[first + 2 * i]! >>> 24 === FRAME) i++;
-      if (i > 0) sink.frames!(chunk, start, t32.slice(first, first + 2 * i));
+      while (i < n && table[2 * i]! >>> 24 === FRAME) i++;
+      if (i > 0 && sink.frames!(chunk, start, table.slice(0, 2 * i)) === false) this.stopped = true;
     }
-    for (; i < n; i++) {
-      // A sink may grow wasm memory (by sending), which detaches old views: look again.
-      if (t32.byteLength === 0) t32 = u32;
-      const head = t32[first + 2 * i]!;
-      const length = t32[first + 2 * i + 1]!;
+    // Every sink call may stop the loop (the sink refused the stream, or its owner disposed us).
+    for (; i < n && !this.stopped; i++) {
+      // A sink may grow codec memory (by sending), which detaches old views: look again.
+      if (table.byteLength === 0) table = entries;
+      const head = table[2 * i]!;
+      const length = table[2 * i + 1]!;
       const kind = head >>> 24;
       const offset = start + (head & 0xffffff);
       if (kind === FRAME) {
-        sink.frame(chunk.subarray(offset, offset + length));
+        if (sink.frame(chunk.subarray(offset, offset + length)) === false) this.stopped = true;
       } else if (kind === BEGIN) {
-        const declared = codec.declared(this.state);
-        this.assembly = new Assembly(declared);
-        sink.begin(declared);
+        const size = declared(this.state);
+        this.assembly = new Assembly(size);
+        if (sink.begin(size) === false) this.stopped = true;
       } else if (kind === PART) {
         this.assembly!.append(chunk, offset, offset + length);
       } else if (kind === END) {
         this.assembly!.append(chunk, offset, offset + length);
         this.complete();
       } else {
-        this.failed = true;
-        sink.invalid(kind === ERROR ? length | 0 : codec.declared(this.state));
+        this.stopped = true;
+        sink.invalid(kind === ERROR ? length | 0 : declared(this.state));
         return total;
       }
     }
@@ -190,12 +230,6 @@ export class FrameDecoder {
   private complete(): void {
     const body = this.assembly!.finish();
     this.assembly = null;
-    this.sink.frame(body);
+    if (this.sink.frame(body) === false) this.stopped = true;
   }
-}
-
-/** chunk[start, start + n) → wasm input region; a header's worth byte by byte, to allocate no view. */
-function copyIn(chunk: Uint8Array, start: number, n: number): void {
-  if (n <= NARROW) for (let i = 0; i < n; i++) u8[input + i] = chunk[start + i]!;
-  else u8.set(start === 0 && n === chunk.byteLength ? chunk : chunk.subarray(start, start + n), input);
 }

@@ -40,14 +40,22 @@ export class Inbox implements FrameSink {
   private unread = 0;
   private receivers: Receiver[] = [];
   private watchers = new Set<() => void>();
-  /** Why nothing more will arrive once the queue is empty (EOF or a stream error). */
+  /** What a receive gets once the queue is empty: null while the stream is open. */
   private end: Error | null = null;
+  /** `end` is told to one receive (a message cut short, a socket error); the ones after it get EOFError. */
+  private endOnce = false;
+  /** The stream ended cleanly, or its cut was reported: receives get EOFError. */
+  private eof = false;
+  /** Nothing more is taken from the stream: a receive refused an over-long message, or the connection closed. */
+  private stopped = false;
+  /** A refusal the connection has not heard of yet (it hears once the chunk is decoded). */
+  private refused = false;
   private paused = false;
 
   constructor(
     /** Pause (true) or resume (false) reading from the socket. */
     private readonly pause: (paused: boolean) => void,
-    /** A receive hit a protocol error: the connection must stop being readable. */
+    /** A receive refused an over-long message: the connection must stop being readable. */
     private readonly unreadable: () => void,
   ) {}
 
@@ -56,24 +64,33 @@ export class Inbox implements FrameSink {
     return this.queued > 0 || this.end !== null;
   }
 
-  frame(body: Uint8Array): void {
-    this.frameAt(body, 0, body.byteLength);
+  /** Whether the stream is at its end: nothing queued, and receives get EOFError. */
+  get atEof(): boolean {
+    return this.eof && this.queued === 0;
   }
 
-  /** A message whose body is bytes [start, end) of `buffer`. */
-  frameAt(buffer: Uint8Array, start: number, end: number): void {
-    this.frames(buffer, 0, Uint32Array.of(start, end - start));
+  frame(body: Uint8Array): boolean {
+    return this.frames(body, 0, Uint32Array.of(0, body.byteLength));
   }
 
   /** Messages at (base + offset, length) pairs of `table` in `buffer`. */
-  frames(buffer: Uint8Array, base: number, table: Uint32Array): void {
+  frames(buffer: Uint8Array, base: number, table: Uint32Array): boolean {
+    if (this.stopped) return false;
     let next = 0;
     while (this.receivers.length > 0 && this.queued === 0 && next < table.length) {
       const at = base + table[next]!;
-      this.hand(this.receivers.shift()!, buffer.subarray(at, at + table[next + 1]!));
+      const length = table[next + 1]!;
+      const receiver = this.receivers.shift()!;
       next += 2;
+      if (length > receiver.maxlength) {
+        this.refuse(receiver);
+        return false;
+      }
+      receiver.deliver(buffer.subarray(at, at + length));
+      // A delivery runs the serializer, which may have closed the connection.
+      if (this.stopped) return false;
     }
-    if (next === table.length) return;
+    if (next === table.length) return true;
     this.runs.push(new Run(buffer, base, table, next));
     let bytes = 0;
     for (let i = next + 1; i < table.length; i += 2) bytes += table[i]! + MESSAGE_OVERHEAD;
@@ -84,31 +101,43 @@ export class Inbox implements FrameSink {
       this.pause(true);
     }
     this.notify();
+    return true;
   }
 
-  begin(length: number): void {
+  begin(length: number): boolean {
+    if (this.stopped) return false;
     // Python reads the header, then refuses an over-long body before reading it: do the
     // same, so that a peer cannot make a bounded receive buffer an unbounded amount.
     const next = this.receivers[0];
     if (next && this.queued === 0 && length > next.maxlength) {
       this.receivers.shift();
-      this.breakStream(next);
+      this.refuse(next);
+      return false;
     }
+    return true;
   }
 
   invalid(length: number): void {
     const what = length < 0 ? `a negative length (${length})` : `a length past 2^53 (${length})`;
-    this.finish(new OSError(`bad message length: the peer sent ${what}`));
+    // Not an end of file: the stream goes on but cannot be read, so every receive hears it.
+    this.endWith(new OSError(`bad message length: the peer sent ${what}`, "BAD_MESSAGE_LENGTH"), false);
   }
 
-  /** The peer is gone: `error` for a truncated message or socket failure, else a clean EOF. */
-  finish(error: Error | null): void {
-    if (this.end) return;
-    this.end = error ?? new EOFError();
-    const receivers = this.receivers;
-    this.receivers = [];
-    for (const r of receivers) this.serve(r);
-    this.notify();
+  settle(): void {
+    if (!this.refused) return;
+    this.refused = false;
+    this.unreadable();
+  }
+
+  /** The connection failed (a bug of ours): every receive hears `error`. */
+  fault(error: Error): void {
+    this.stopped = true;
+    this.endWith(error, false);
+  }
+
+  /** The peer is gone: `cut` for a message cut short or a socket failure, null for a clean EOF. */
+  finish(cut: Error | null): void {
+    this.endWith(cut ?? new EOFError(), cut !== null);
   }
 
   /**
@@ -126,6 +155,7 @@ export class Inbox implements FrameSink {
   receive(receiver: Receiver): void {
     if (this.receivers.length > 0 || !this.ready) this.receivers.push(receiver);
     else this.serve(receiver);
+    this.settle();
   }
 
   /** Call `watcher` once something can be received (used by poll and wait). */
@@ -134,8 +164,9 @@ export class Inbox implements FrameSink {
     return () => this.watchers.delete(watcher);
   }
 
-  /** The connection is closing: pending receives fail with `error`. */
+  /** Nothing more will be received (the connection closed, or stopped reading): pending receives fail with `error`. */
   cancel(error: Error): void {
+    this.stopped = true;
     const receivers = this.receivers;
     this.receivers = [];
     for (const r of receivers) r.fail(error);
@@ -165,14 +196,28 @@ export class Inbox implements FrameSink {
     return this.end !== null;
   }
 
+  private endWith(error: Error, once: boolean): void {
+    if (this.end) return;
+    this.end = error;
+    this.endOnce = once;
+    this.eof = error instanceof EOFError;
+    const receivers = this.receivers;
+    this.receivers = [];
+    for (const r of receivers) this.serve(r);
+    this.notify();
+  }
+
   private serve(receiver: Receiver): void {
-    if (this.queued > 0) {
-      this.hand(receiver, this.shift());
-    } else if (this.end) {
-      receiver.fail(this.end);
-    } else {
-      this.receivers.push(receiver);
+    if (this.queued > 0) return this.hand(receiver, this.shift());
+    if (!this.end) return void this.receivers.push(receiver);
+    const error = this.end;
+    if (this.endOnce) {
+      // As a socket: the read that meets the cut reports it, and the stream is at EOF after it.
+      this.end = new EOFError();
+      this.endOnce = false;
+      this.eof = true;
     }
+    receiver.fail(error);
   }
 
   private shift(): Uint8Array {
@@ -201,14 +246,18 @@ export class Inbox implements FrameSink {
   }
 
   private hand(receiver: Receiver, body: Uint8Array): void {
-    if (body.byteLength > receiver.maxlength) return this.breakStream(receiver);
+    if (body.byteLength > receiver.maxlength) return this.refuse(receiver);
     receiver.deliver(body);
   }
 
-  /** CPython's "bad message length": the receive fails and the connection stops reading. */
-  private breakStream(receiver: Receiver): void {
-    receiver.fail(new OSError("bad message length"));
-    this.unreadable();
+  /**
+   * CPython's "bad message length": the receive fails, nothing more is taken from the stream,
+   * and the connection hears of it in settle() (after the chunk being decoded, if any).
+   */
+  private refuse(receiver: Receiver): void {
+    this.stopped = true;
+    this.refused = true;
+    receiver.fail(new OSError("bad message length", "BAD_MESSAGE_LENGTH"));
   }
 
   private notify(): void {

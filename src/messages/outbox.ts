@@ -2,10 +2,8 @@
 // frames that follow in the same tick are packed into one FrameBatch and leave in one
 // write() on the next macrotask (throughput). Bytes the kernel does not take wait in a
 // queue until `drain`; that queue is what send() promises measure for backpressure.
-import { BATCH_BODY_MAX, FrameBatch, frameHeader } from "../frames/encoder.ts";
-import { sendBlocks, u8 } from "../frames/codec.ts";
-import { writeAllBlocking } from "../os/libc.ts";
-import { OSError } from "../errors.ts";
+import { BATCH_BODY_MAX, FrameBatch, frameHeader, type Held } from "../frames/encoder.ts";
+import { brokenPipe, writeAllBlocking } from "../os/libc.ts";
 
 /** Where bytes go: Bun's socket.write(buffer, offset, length) contract. */
 export interface ByteSink {
@@ -14,13 +12,6 @@ export interface ByteSink {
 
 /** send() resolves at once while fewer bytes than this wait to be written. */
 export const HIGH_WATER_MARK = 4 << 20;
-/**
- * Batches the kernel refused keep their wasm block (no copy) up to this many in the whole
- * process; beyond it they are copied out, because wasm memory never shrinks and many
- * stalled peers must not exhaust it.
- */
-const MAX_QUEUED_BLOCKS = 256;
-let queuedBlocks = 0;
 /** At exit, how long to wait in all for peers that stopped reading, and for each one at most. */
 const EXIT_BUDGET_MS = 30_000;
 const EXIT_STALL_MS = 5_000;
@@ -53,19 +44,25 @@ const spill = {
   },
 };
 
-/** Framed bytes waiting for the kernel: a region of wasm memory (a batch's block) or of a JS buffer. */
+/** Framed bytes waiting for the kernel: a kept batch, or JS-owned bytes. */
 class Pending {
   constructor(
-    /** The wasm block holding the bytes, or -1 when `bytes` holds them. */
-    readonly block: number,
-    readonly bytes: Uint8Array | null,
+    readonly source: Held | Uint8Array,
     public start: number,
     readonly end: number,
-    /** `bytes` came from the spill pool and goes back to it once written. */
+    /** The bytes came from the spill pool and go back to it once written. */
     readonly spilled = false,
   ) {}
   get data(): Uint8Array {
-    return this.bytes ?? u8;
+    return this.source instanceof Uint8Array ? this.source : this.source.view();
+  }
+  /** The kernel took every byte, or the socket is gone. */
+  done(): void {
+    if (this.source instanceof Uint8Array) {
+      if (this.spilled) spill.give(this.source);
+    } else {
+      this.source.release();
+    }
   }
 }
 
@@ -144,11 +141,7 @@ export class Outbox {
   /** The socket is gone: fail what waits, and every later send. */
   fail(error: Error): void {
     if (!this.error) this.error = error;
-    for (const p of this.queue) {
-      if (p.block < 0) continue;
-      sendBlocks.give(p.block);
-      queuedBlocks--;
-    }
+    for (const p of this.queue) p.done();
     this.queue = [];
     this.queued = 0;
     this.batch.release();
@@ -173,8 +166,8 @@ export class Outbox {
     if (this.error) return;
     const fd = this.fd();
     if (this.batch.count > 0) {
-      const start = this.batch.seal();
-      this.queue.push(new Pending(-1, u8.slice(start, start + this.batch.bytes), 0, this.batch.bytes));
+      const framed = this.batch.seal().slice();
+      this.queue.push(new Pending(framed, 0, framed.byteLength));
       this.batch.clear();
     }
     for (const p of this.queue) {
@@ -205,25 +198,19 @@ export class Outbox {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
-  /** Seal the batch and write it; what the kernel refuses keeps its block in the queue. */
+  /** Seal the batch and write it; what the kernel refuses waits in the queue. */
   private flushBatch(): void {
     const batch = this.batch;
     if (batch.count === 0 || this.error) return;
-    const start = batch.seal();
-    const length = batch.bytes;
+    const framed = batch.seal();
+    const length = framed.byteLength;
     let taken = 0;
     if (this.queue.length === 0) {
-      taken = this.sink.write(u8, start, length);
-      if (taken < 0) return this.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
+      taken = this.sink.write(framed, 0, length);
+      if (taken < 0) return this.fail(brokenPipe());
       if (taken === length) return batch.clear();
     }
-    if (queuedBlocks < MAX_QUEUED_BLOCKS) {
-      this.queue.push(new Pending(batch.detach(), null, start + taken, start + length));
-      queuedBlocks++;
-    } else {
-      this.queue.push(new Pending(-1, u8.slice(start + taken, start + length), 0, length - taken));
-      batch.release();
-    }
+    this.queue.push(new Pending(batch.keep(taken), 0, length - taken));
     this.queued += length - taken;
     unsent.add(this);
   }
@@ -234,7 +221,7 @@ export class Outbox {
     let taken = 0;
     if (this.queue.length === 0) {
       taken = this.sink.write(bytes, 0, bytes.byteLength);
-      if (taken < 0) return this.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
+      if (taken < 0) return this.fail(brokenPipe());
       if (taken === bytes.byteLength) return;
     }
     let rest = bytes.subarray(taken);
@@ -243,7 +230,7 @@ export class Outbox {
       owned.set(rest);
       rest = owned;
     }
-    this.queue.push(new Pending(-1, rest, 0, rest.byteLength, copy));
+    this.queue.push(new Pending(rest, 0, rest.byteLength, copy));
     this.queued += rest.byteLength;
     unsent.add(this);
   }
@@ -255,18 +242,13 @@ export class Outbox {
       const p = queue[done]!;
       const length = p.end - p.start;
       const taken = this.sink.write(p.data, p.start, length);
-      if (taken < 0) return this.fail(new OSError("[Errno 32] Broken pipe", "EPIPE"));
+      if (taken < 0) return this.fail(brokenPipe());
       this.queued -= taken;
       if (taken < length) {
         p.start += taken;
         break;
       }
-      if (p.block >= 0) {
-        sendBlocks.give(p.block);
-        queuedBlocks--;
-      } else if (p.spilled) {
-        spill.give(p.bytes!);
-      }
+      p.done();
       done++;
     }
     if (done > 0) queue.splice(0, done);

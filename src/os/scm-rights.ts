@@ -1,18 +1,17 @@
-// The libc calls that move a descriptor between processes: SCM_RIGHTS over an AF_UNIX stream
-// socket, with Linux x86_64/aarch64 struct layouts (bun-runtime-notes.md B1). Bun's own socket
-// reader drops descriptors (B3), so these calls only ever run on sockets Bun does not read, or
-// (sending) on a Bun socket that only needs to write.
+// Moving a descriptor between processes: SCM_RIGHTS over an AF_UNIX stream socket, with the
+// Linux x86_64/aarch64 struct layouts (docs/internals.md, "bun:ffi"). Bun's own socket reader
+// drops descriptors that arrive on a socket it reads, so these calls only ever run on sockets Bun
+// does not read, or (sending) on a Bun socket that only needs to write.
 //
-// JIT pitfall (B3): pointers handed to native code as numbers hide the memory access from JSC.
-// So msghdr, iovec, control buffer and payload live in one ArrayBuffer that is passed as the
-// "buffer" argument of every call, and results are read back from that same buffer.
-import { dlopen, ptr } from "bun:ffi";
+// msghdr, iovec, control buffer and payload live in one ArrayBuffer that is passed as the
+// "buffer" argument of every call, and results are read back from that same buffer (the JIT
+// cannot see through pointers stored inside it otherwise).
+import { ptr } from "bun:ffi";
 import { OSError } from "../errors.ts";
-import { AF_UNIX, SOCK_CLOEXEC, SOCK_STREAM, closeFd, errno, errnoName, fcntl } from "./libc.ts";
+import { AF_UNIX, SOCK_STREAM, closeFd, connectUnix as connect, errno, getsockopt, osError, recvmsg, send, sendmsg } from "./libc.ts";
 
 export const supported = process.platform === "linux";
 
-const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const SO_TYPE = 3;
@@ -22,82 +21,29 @@ const MSG_DONTWAIT = 0x40;
 const MSG_CTRUNC = 0x08;
 const MSG_NOSIGNAL = 0x4000;
 const MSG_CMSG_CLOEXEC = 0x40000000;
-const F_DUPFD_CLOEXEC = 1030;
-const O_CLOEXEC = 0o2000000;
 
-function load() {
+/** Passing connections needs Linux's layouts; elsewhere, a clear OSError. */
+function checkSupported(): void {
   if (!supported) {
     throw new OSError(`passing connections between processes is only supported on Linux (this is ${process.platform})`, "ENOTSUP");
   }
-  return dlopen("libc.so.6", {
-    socket: { args: ["i32", "i32", "i32"], returns: "i32" },
-    connect: { args: ["i32", "buffer", "u32"], returns: "i32" },
-    send: { args: ["i32", "buffer", "u64", "i32"], returns: "i32" },
-    sendmsg: { args: ["i32", "buffer", "i32"], returns: "i32" },
-    recvmsg: { args: ["i32", "buffer", "i32"], returns: "i32" },
-    getsockopt: { args: ["i32", "i32", "i32", "buffer", "buffer"], returns: "i32" },
-    dup3: { args: ["i32", "i32", "i32"], returns: "i32" },
-    getuid: { args: [], returns: "u32" },
-  }).symbols;
 }
 
-let libc: ReturnType<typeof load> | null = null;
-/** The libc symbols; on a platform other than Linux, a clear OSError. */
-function lib(): ReturnType<typeof load> {
-  return (libc ??= load());
-}
-
-/** The errno of the last failed call, as a code ("EAGAIN") and OSError. */
-function failure(call: string): OSError {
-  const n = errno();
-  const code = errnoName(n);
-  return new OSError(`${call} failed: [Errno ${n}] ${code ?? "unknown error"}`, code);
-}
-
-function lastErrno(): string | undefined {
-  return errnoName(errno());
-}
-
-// ---- descriptors ------------------------------------------------------------------------
-
-/** A close-on-exec duplicate of `fd` (numbered 3 or above). */
-export function dup(fd: number): number {
-  const copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  if (copy < 0) throw failure("dup");
-  return copy;
-}
-
-/** Duplicate `fd` onto descriptor number `target` (close-on-exec); tests use it for fd > 256. */
-export function dupTo(fd: number, target: number): number {
-  if (lib().dup3(fd, target, O_CLOEXEC) < 0) throw failure("dup3");
-  return target;
-}
-
-export const close = closeFd;
+export { dup, dupTo, getuid, closeFd as close } from "./libc.ts";
 
 const optValue = new Int32Array(3);
-const optLength = new Uint32Array(1);
-
-function getsockopt(fd: number, name: number, size: number): Int32Array | null {
-  optLength[0] = size;
-  return lib().getsockopt(fd, SOL_SOCKET, name, optValue, optLength) === 0 ? optValue : null;
-}
 
 /** Whether `fd` is an AF_UNIX stream socket (the only kind mpconn passes). */
 export function isUnixStream(fd: number): boolean {
-  const domain = getsockopt(fd, SO_DOMAIN, 4)?.[0];
-  if (domain !== AF_UNIX) return false;
-  return getsockopt(fd, SO_TYPE, 4)?.[0] === SOCK_STREAM;
+  checkSupported();
+  if (!getsockopt(fd, SOL_SOCKET, SO_DOMAIN, optValue, 4) || optValue[0] !== AF_UNIX) return false;
+  return getsockopt(fd, SOL_SOCKET, SO_TYPE, optValue, 4) && optValue[0] === SOCK_STREAM;
 }
 
 /** The uid of the process at the other end of a connected unix socket (SO_PEERCRED), or -1. */
 export function peerUid(fd: number): number {
-  const cred = getsockopt(fd, SO_PEERCRED, 12);
-  return cred ? cred[1]! >>> 0 : -1;
-}
-
-export function getuid(): number {
-  return lib().getuid();
+  checkSupported();
+  return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, optValue, 12) ? optValue[1]! >>> 0 : -1;
 }
 
 // ---- a client socket the fetcher owns (Bun never sees it) ------------------------------
@@ -107,24 +53,18 @@ export function getuid(): number {
  * answers EAGAIN: that comes back as "again" so the caller can retry.
  */
 export function connectUnix(path: string): number | "again" {
-  const name = Buffer.from(path);
-  if (name.byteLength > 107) throw new OSError("AF_UNIX path too long", "ENAMETOOLONG");
-  const fd = lib().socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw failure("socket");
-  const addr = new Uint8Array(110);
-  addr[0] = AF_UNIX; // sa_family_t, little-endian u16
-  addr.set(name, 2);
-  if (lib().connect(fd, addr, 2 + name.byteLength + 1) === 0) return fd;
-  const error = failure(`connect to ${path}`);
-  close(fd);
-  if (error.code === "EAGAIN") return "again";
-  throw error;
+  checkSupported();
+  try {
+    return connect(path);
+  } catch (error) {
+    if ((error as OSError).code === "EAGAIN") return "again";
+    throw error;
+  }
 }
 
 /** Send all of `bytes` on a fresh non-blocking socket (a small request fits its buffer at once). */
 export function sendAll(fd: number, bytes: Uint8Array): void {
-  const n = lib().send(fd, bytes, bytes.byteLength, MSG_NOSIGNAL | MSG_DONTWAIT);
-  if (n !== bytes.byteLength) throw n < 0 ? failure("send") : new OSError("send: short write", "EAGAIN");
+  if (send(fd, bytes, MSG_NOSIGNAL | MSG_DONTWAIT) !== bytes.byteLength) throw new OSError("send: short write", "EAGAIN");
 }
 
 // ---- sendmsg / recvmsg with one descriptor ----------------------------------------------
@@ -168,6 +108,7 @@ let arena: Arena | null = null;
  * Non-blocking: the socket is fresh, so one byte always fits. Throws on failure.
  */
 export function sendDescriptor(socket: number, status: number, fd: number | null): void {
+  checkSupported();
   const a = (arena ??= new Arena());
   const v = a.reset(status, fd === null ? 0 : CONTROL_SPACE);
   if (fd !== null) {
@@ -176,8 +117,8 @@ export function sendDescriptor(socket: number, status: number, fd: number | null
     v.setInt32(CONTROL + 12, SCM_RIGHTS, true);
     v.setInt32(CONTROL + 16, fd, true);
   }
-  const n = lib().sendmsg(socket, a.bytes, MSG_NOSIGNAL | MSG_DONTWAIT);
-  if (n !== 1) throw n < 0 ? failure("sendmsg") : new OSError("sendmsg sent nothing", "EAGAIN");
+  const n = sendmsg(socket, a.bytes, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n !== 1) throw n < 0 ? osError(errno(), "sendmsg") : new OSError("sendmsg sent nothing", "EAGAIN");
 }
 
 /** What recvDescriptor() found: nothing yet, the end of the stream, or a status byte (+ fd). */
@@ -188,13 +129,14 @@ export type Received = "again" | "eof" | { status: number; fd: number | null };
  * Anything unexpected in the control data closes what arrived and throws.
  */
 export function recvDescriptor(socket: number): Received {
+  checkSupported();
   const a = (arena ??= new Arena());
   const v = a.reset(0, CONTROL_SPACE);
-  const n = lib().recvmsg(socket, a.bytes, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  const n = recvmsg(socket, a.bytes, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   if (n < 0) {
-    const code = lastErrno();
-    if (code === "EAGAIN" || code === "EINTR") return "again";
-    throw failure("recvmsg");
+    const error = osError(errno(), "recvmsg");
+    if (error.code === "EAGAIN" || error.code === "EINTR") return "again";
+    throw error;
   }
   if (n === 0) return "eof";
   const status = a.bytes[PAYLOAD]!;
@@ -209,11 +151,11 @@ export function recvDescriptor(socket: number): Received {
   const type = v.getInt32(CONTROL + 12, true);
   const fd = v.getInt32(CONTROL + 16, true);
   if (level !== SOL_SOCKET || type !== SCM_RIGHTS || length !== 20) {
-    if (level === SOL_SOCKET && type === SCM_RIGHTS) for (let at = 16; at + 4 <= length; at += 4) close(v.getInt32(CONTROL + at, true));
-    throw new OSError(`invalid control data received (level ${level}, type ${type}, length ${length})`);
+    if (level === SOL_SOCKET && type === SCM_RIGHTS) for (let at = 16; at + 4 <= length; at += 4) closeFd(v.getInt32(CONTROL + at, true));
+    throw new OSError(`invalid control data received (level ${level}, type ${type}, length ${length})`, "EPROTO");
   }
   if (truncated) {
-    close(fd);
+    closeFd(fd);
     throw new OSError("control data truncated while receiving a descriptor", "EMSGSIZE");
   }
   return { status, fd };

@@ -6,17 +6,12 @@ import { pickle } from "./pickle/index.ts";
 
 export type SerializerName = "structured" | "json" | "pickle";
 
-const named: Partial<Record<SerializerName, Serializer>> = { structured, json, pickle };
-
-/** Register a named serializer (pickle registers itself when its module loads). */
-export function registerSerializer(name: SerializerName, serializer: Serializer): void {
-  named[name] = serializer;
-}
+const named: Readonly<Record<SerializerName, Serializer>> = { structured, json, pickle };
 
 export function resolveSerializer<T>(choice: SerializerName | Serializer<T> | undefined): Serializer<T> {
   if (choice === undefined) return structured as Serializer<T>;
   if (typeof choice === "string") {
-    const found = named[choice];
+    const found = Object.hasOwn(named, choice) ? named[choice] : undefined;
     if (!found) throw new TypeError(`unknown serializer '${choice}' (expected "structured", "json", "pickle" or an object with dumps/loads)`);
     return found as Serializer<T>;
   }

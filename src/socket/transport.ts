@@ -1,8 +1,8 @@
 // Bun sockets → the connection. One handler table serves every socket mpconn owns (from a
-// descriptor, a Listener or a Client); `socket.data` points at the connection it feeds.
-// Facts this relies on (bun-runtime-notes.md, part A): every data() chunk is a fresh
+// descriptor, a Listener or a Client); `socket.data` is the link of the connection it feeds.
+// Facts this relies on (docs/internals.md, "Bun's sockets"): every data() chunk is a fresh
 // ArrayBuffer; write() returns what the kernel took and drops the rest; drain can fire
-// spuriously; end() is a full close.
+// spuriously; end() is a full close; a throw in a callback goes to the error handler.
 import type { Socket, SocketHandler } from "bun";
 
 /** What a socket reports to the connection it belongs to. */
@@ -11,6 +11,8 @@ export interface SocketLink {
   onDrain(): void;
   /** The peer closed (EOF), or the socket failed: `error` set. */
   onClose(error?: Error): void;
+  /** One of the calls above threw (a bug): fail with `error`; false when nobody is left to hear it. */
+  onFault(error: unknown): boolean;
 }
 
 export type LinkedSocket = Socket<SocketLink>;
@@ -18,21 +20,40 @@ export type LinkedSocket = Socket<SocketLink>;
 export const socketHandlers: SocketHandler<SocketLink, "uint8array"> = {
   binaryType: "uint8array",
   data(socket, chunk) {
-    socket.data.onData(chunk);
+    guard(socket, () => socket.data.onData(chunk));
   },
   drain(socket) {
-    socket.data.onDrain();
+    guard(socket, () => socket.data.onDrain());
   },
   end(socket) {
-    socket.data.onClose();
+    guard(socket, () => socket.data.onClose());
   },
   close(socket, error) {
-    socket.data?.onClose(error);
+    guard(socket, () => socket.data?.onClose(error));
   },
   error(socket, error) {
-    socket.data?.onClose(error);
+    // Only the socket's own failures get here: guard() keeps our exceptions out of this handler.
+    guard(socket, () => socket.data?.onClose(error));
   },
 };
+
+/**
+ * Bun hands an exception thrown in a socket callback to the `error` handler, where it would
+ * pass for a socket failure, or vanish once the connection is closed. An exception of ours is a
+ * bug: the connection fails with it (its reads reject with the error itself), and when nobody is
+ * left to tell, it is raised outside the callback so that it reaches the process.
+ */
+function guard(socket: LinkedSocket, callback: () => void): void {
+  try {
+    callback();
+  } catch (error) {
+    if (!socket.data?.onFault(error)) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+}
 
 /**
  * Start reading and writing an inherited or raw stream-socket descriptor. Bun takes the

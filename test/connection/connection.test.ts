@@ -395,7 +395,7 @@ describe("_TestPoll", () => {
   });
 });
 
-describe("truncated and hostile streams (cpython-connection.md §1)", () => {
+describe("truncated and hostile streams (docs/internals.md, \"The wire format\")", () => {
   const cases: Array<[string, string, "EOFError" | "truncated" | "ok"]> = [
     ["EOF before any header byte", "", "EOFError"],
     ["EOF after 1-3 header bytes", "0000", "truncated"],

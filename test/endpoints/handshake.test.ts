@@ -1,5 +1,5 @@
-// Tests of the CPython authkey handshake (src/endpoints/handshake.ts) against the byte captures of
-// /work/shared/reference/cpython-connection.md §3.5, CPython's own OtherTest/ChallengeResponseTest,
+// Tests of the CPython authkey handshake (src/endpoints/handshake.ts; docs/internals.md, "The
+// authkey handshake") against bytes captured from CPython, CPython's own OtherTest/ChallengeResponseTest,
 // scripted 3.11 peers, and (when installed) live CPython 3.11+ interpreters.
 
 import { describe, expect, test } from "bun:test";

@@ -1,5 +1,5 @@
 // Listener and Client over real sockets: CPython's _TestListener and _TestListenerClient
-// (cpython-connection.md §8), the address rules (§4), the unix socket file policy (stale files,
+// (Lib/test/_test_multiprocessing.py), the address rules (docs/listener.md), the unix socket file policy (stale files,
 // removal at exit and on signals, the private default directory) and a load test.
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";

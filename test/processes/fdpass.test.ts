@@ -1,13 +1,14 @@
 // Passing connections between processes (docs/passing-connections.md): CPython's fd-transfer
 // tests (_TestConnection.test_fd_transfer / test_large_fd_transfer / test_missing_fd_transfer,
-// _TestPicklingConnections.test_access; cpython-connection.md §8) plus mpconn's guarantees.
+// _TestPicklingConnections.test_access; CPython's test suite) plus mpconn's guarantees.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
-import { Client, Connection, EOFError, Listener, OSError, Pipe, spawn, structured, type Spawned } from "../../src/index.ts";
+import { Client, Connection, EOFError, Listener, OSError, Pipe, spawn, structured, type Serializer, type Spawned } from "../../src/index.ts";
 import { dup, dupTo, close } from "../../src/os/scm-rights.ts";
 import { fetchDescriptor, pendingShares, share, REQUEST_SIZE } from "../../src/processes/fdpass/sharer.ts";
 import { socketpair, writeAllBlocking, closeFd } from "../../src/os/libc.ts";
 import { frameHeader } from "../../src/frames/encoder.ts";
+import { leavingOf } from "../../src/connection/connection.ts";
 import { rejection } from "../fixtures/assert.ts";
 import { bun, fixture } from "../fixtures/run.ts";
 
@@ -105,7 +106,7 @@ describe.skipIf(!linux)("passing connections", () => {
     const conn = Connection.fromFd(peer);
     writeAllBlocking(raw, before);
     await conn.poll(0.2); // starts reading; Bun takes all that is there at once
-    const unread = conn.unread();
+    const unread = leavingOf(conn).unread();
     expect(unread.messages.length).toBe(queued);
     expect(unread.partial.length).toBeGreaterThan(0);
     await worker.conn.send({ op: "drain", conn });
@@ -136,8 +137,8 @@ describe.skipIf(!linux)("passing connections", () => {
     await x.send("last words");
     x.close();
     expect(await y.poll(5)).toBe(true);
-    for (let i = 0; i < 100 && y.unread().fd >= 0; i++) await sleep(10); // Bun saw the end and closed the socket
-    expect(y.unread().fd).toBe(-1);
+    for (let i = 0; i < 100 && leavingOf(y).unread().fd >= 0; i++) await sleep(10); // Bun saw the end and closed the socket
+    expect(leavingOf(y).unread().fd).toBe(-1);
     expect(await ask("drain", y)).toEqual({ got: ["last words"], end: "EOFError" });
   });
 
@@ -224,6 +225,41 @@ describe.skipIf(!linux)("refused moves send nothing", () => {
     expect(pendingShares()).toBe(0);
     await d.send("fine");
     expect(await c.recv()).toBe("fine");
+    for (const x of [a, b, c, d]) x.close();
+  });
+});
+
+describe.skipIf(!linux)("your own serializer", () => {
+  test("one that wraps structured and passes the hooks on carries connections; the arrival reads with it", async () => {
+    let calls = 0;
+    const wrapper: Serializer = {
+      dumps: (value, hooks) => (calls++, structured.dumps(value, hooks)),
+      loads: (bytes, hooks) => (calls++, structured.loads(bytes, hooks)),
+    };
+    const [a, b] = Pipe(true, { serializer: wrapper });
+    const [c, d] = Pipe();
+    await a.send({ conn: c });
+    expect(c.closed).toBe(true);
+    const { conn } = (await b.recv()) as { conn: Connection };
+    expect(calls).toBe(2);
+    await d.send("through the moved end");
+    expect(await conn.recv()).toBe("through the moved end");
+    expect(calls).toBe(3); // the connection that arrived on `b` reads with b's serializer
+    for (const x of [a, b, conn, d]) x.close();
+  });
+
+  test("one that drops the hooks: a clear TypeError, nothing sent, nothing moved", async () => {
+    const dropping: Serializer = { dumps: (value) => structured.dumps(value), loads: (bytes) => structured.loads(bytes) };
+    const [a, b] = Pipe(true, { serializer: dropping });
+    const [c, d] = Pipe();
+    const error = await rejection(a.send({ conn: c }));
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.message).toBe("a Connection can only be sent with the structured serializer, or one that passes the hooks it is given on to structured");
+    expect(c.closed).toBe(false);
+    expect(pendingShares()).toBe(0);
+    expect(await b.poll(0.05)).toBe(false);
+    await d.send("c still works");
+    expect(await c.recv()).toBe("c still works");
     for (const x of [a, b, c, d]) x.close();
   });
 });

@@ -121,7 +121,7 @@ const VECTORS: Vector[] = [
   },
 ];
 
-describe("CPython vectors (cpython-connection.md §7)", () => {
+describe("CPython vectors (bytes CPython itself writes)", () => {
   for (const v of VECTORS) {
     const p5 = v.p5 ?? `8005${v.p4.slice(4)}`;
     const rows: [number, string][] = [

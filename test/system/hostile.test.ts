@@ -1,7 +1,7 @@
 // Hostile byte streams from a raw peer in another process: a CPython raw socket (when a 3.12
 // interpreter is installed under ~/.pyenv) and a Bun one. Each peer runs a small script of
 // write operations on the socket mpconn's spawn() gave it, then exits (or SIGKILLs itself),
-// and mpconn must report each stream as cpython-connection.md §1 says, with bounded memory.
+// and mpconn must report each stream as docs/internals.md ("The wire format") says, with bounded memory.
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

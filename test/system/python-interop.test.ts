@@ -1,5 +1,5 @@
 // mpconn ↔ real CPython, with serializer "pickle" and an authkey: the value table of
-// /work/shared/API.md ("Python interoperability") in both directions, bytes messages, wrong keys
+// docs/python.md (the value table) in both directions, bytes messages, wrong keys
 // on either side, pickles that would run code, a Python worker under spawn(), the examples in
 // examples/python/, and (opt-in, MPCONN_HUGE=1) messages over 2 GiB.
 //

@@ -1,4 +1,4 @@
-// The descriptor sharer: CPython's resource_sharer (cpython-connection.md §6), for Bun.
+// The descriptor sharer: CPython's resource_sharer, for Bun (docs/internals.md, "Passing connections").
 //
 // A process that sends a connection keeps a duplicate of its descriptor here, under a random
 // id and a 32-byte secret that travel inside the message. The receiving process fetches it:
@@ -12,7 +12,7 @@
 //
 // The sharer listens with Bun.listen, and replies with sendmsg on the accepted socket (Bun
 // reads only the 48 request bytes there). The fetcher's socket is its own FFI socket, never
-// read by Bun, so the descriptor is not dropped on arrival (bun-runtime-notes.md B3).
+// read by Bun, so the descriptor is not dropped on arrival (docs/internals.md, "bun:ffi").
 import { timingSafeEqual } from "node:crypto";
 import type { Socket, SocketListener } from "bun";
 import { defaultUnixPath, forgetAtExit, removeAtExit } from "../../endpoints/address.ts";
@@ -133,7 +133,7 @@ function serve(socket: Socket<Request>, request: Uint8Array): void {
   found.ready.then(hand, hand);
 }
 
-/** The OS descriptor of a Bun socket (an undocumented getter, bun-runtime-notes.md A7). */
+/** The OS descriptor of a Bun socket (an undocumented getter; docs/internals.md, "Bun's sockets"). */
 function fdOf(socket: Socket<Request>): number {
   return (socket as unknown as { fd: number }).fd;
 }

@@ -15,6 +15,7 @@
 // which decode to Array keys of a Map, go back as tuple keys.
 
 import { PicklingError } from "./errors.ts";
+import { unsendable } from "../serializer.ts";
 import { bigintLong, longLengthOfNumber, writeLongNumber } from "./ints.ts";
 import * as op from "./opcodes.ts";
 import { encodeUtf8Into, utf8Length } from "./utf8.ts";
@@ -462,6 +463,7 @@ const TABLE_HINT =
   "pickle encodes null/undefined, boolean, number, bigint, string, Uint8Array/ArrayBuffer, Array, plain object, Map and Set";
 
 function unsupported(v: object): PicklingError {
+  if (unsendable in v) return new PicklingError(String((v as { [unsendable]: unknown })[unsendable]));
   let name: string;
   try {
     name = (v as { constructor?: { name?: unknown } }).constructor?.name as string;

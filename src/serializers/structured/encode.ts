@@ -4,6 +4,7 @@
 // object and goes on, so that every object is still offered to the hook exactly once.
 
 import { describe, type StructuredHooks } from "./hooks.ts";
+import { unsendable } from "../serializer.ts";
 import { utf16Write, utf8Length, utf8Write } from "./text.ts";
 import {
   ARRAY, ARRAYBUFFER, ASCII32, BIGINT64, BIGNEG, BIGPOS, BOXED, DATE, END, EXTERNAL, FALSE, FIXSTR, FLOAT32, FLOAT64,
@@ -19,6 +20,11 @@ export const NO_ROOM = { reason: "structured: no room in the target buffer" };
 /** A value structured clone refuses (function, symbol): becomes the TypeError of dumps. */
 export class Uncloneable {
   constructor(readonly value: unknown) {}
+}
+
+/** A live object no hook replaced (see `unsendable`): becomes a TypeError with its own words. */
+export class Unsendable {
+  constructor(readonly reason: string) {}
 }
 
 const SCRATCH = 64 * 1024;
@@ -506,6 +512,7 @@ export class Encoder {
         return this.value(stand);
       }
     }
+    if (unsendable in o) throw new Unsendable(String((o as { [unsendable]: unknown })[unsendable]));
     this.needsJsc(o);
   }
 

@@ -3,7 +3,7 @@
 
 import { deserialize, serialize } from "bun:jsc";
 import { Decoder } from "./decode.ts";
-import { Encoder, FALLBACK, NO_ROOM, Uncloneable, uncloneable } from "./encode.ts";
+import { Encoder, FALLBACK, NO_ROOM, Uncloneable, uncloneable, Unsendable } from "./encode.ts";
 import { describe, type StructuredHooks } from "./hooks.ts";
 import { MARKER } from "./tags.ts";
 
@@ -68,6 +68,7 @@ export function dumpsInto(value: unknown, target: Uint8Array, offset: number, ho
 /** What dumps does when the encoder stops: bun:jsc's bytes, or the error to throw. */
 function failed(enc: Encoder, value: unknown, e: unknown): Uint8Array {
   if (e instanceof Uncloneable) throw new TypeError(uncloneable(value, e.value));
+  if (e instanceof Unsendable) throw new TypeError(e.reason);
   if (enc.hookThrew) throw e;
   if (e !== FALLBACK && !(e instanceof RangeError && /call stack/i.test(e.message))) {
     // A getter threw, say.

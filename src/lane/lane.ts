@@ -1,0 +1,134 @@
+// The shared-memory lane of one connection: a state machine that takes the peer's notices in
+// and gives notices out, and never touches the socket (docs/large-messages.md).
+//
+// What a connection does with it (the whole interface):
+//   sending   — a message of `threshold` bytes or more: `send(body)` copies it at once and
+//               returns an OutgoingMessage; write its `pull()`ed frames in the message's place
+//               in the stream. `pressing` is the high-water mark; `onReady` says when to look
+//               again (frames to pull, or room freed).
+//   receiving — a frame with the notice marker (-2): `take(body)`; a message it starts takes
+//               its place in the inbox, and is later read with `readInto()` or `read()`.
+//   control   — RELEASE frames come out through `io.control()`: write them at the next frame
+//               boundary, ahead of queued messages (a queued message may be waiting for exactly
+//               that release, on the other side).
+//   descriptors — `io.give(fd)` makes a ticket for a region's descriptor, `io.take(ticket)`
+//               fetches one; the connection decides how they travel (SCM_RIGHTS).
+import { OSError } from "../errors.ts";
+import { RELEASE, decodeNotice } from "./notices.ts";
+import { LaneReceiver, type IncomingMessage } from "./receiver.ts";
+import { LaneSender, type OutgoingMessage } from "./sender.ts";
+
+export { IncomingMessage } from "./receiver.ts";
+export { OutgoingMessage } from "./sender.ts";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export interface LaneOptions {
+  /** Messages of at least this many bytes take the lane (default 256 KiB). */
+  threshold?: number;
+  /** The first region's size in bytes (default 8 MiB). */
+  initialSize?: number;
+  /** Regions grow up to this size (default 512 MiB); bigger messages travel in pieces. */
+  maxSize?: number;
+  /** The largest region accepted from the peer (default 1 GiB). */
+  maxRegion?: number;
+}
+
+export const DEFAULTS: Required<LaneOptions> = {
+  threshold: 256 * KiB,
+  initialSize: 8 * MiB,
+  maxSize: 512 * MiB,
+  maxRegion: 1024 * MiB,
+};
+
+export interface LaneIO {
+  /** Write a control notice at the next frame boundary, ahead of queued messages. */
+  control(frame: Uint8Array): void;
+  /** A ticket through which the peer can fetch `fd` (ownership passes to the callee). */
+  give(fd: number): Uint8Array;
+  /** Fetch the descriptor a ticket from the peer names. */
+  take(ticket: Uint8Array): Promise<number>;
+}
+
+/** What a connection hands its large messages to. */
+export interface LargeMessageTransport {
+  carries(size: number): boolean;
+  send(body: Uint8Array): OutgoingMessage;
+  readonly pressing: boolean;
+  onReady: () => void;
+  take(notice: Uint8Array): IncomingMessage | null;
+  end(): void;
+  close(reason?: OSError): void;
+}
+
+export class Lane implements LargeMessageTransport {
+  readonly threshold: number;
+  private readonly sender: LaneSender;
+  private readonly receiver: LaneReceiver;
+
+  constructor(io: LaneIO, options: LaneOptions = {}) {
+    const o = { ...DEFAULTS, ...options };
+    if (!Number.isSafeInteger(o.threshold) || o.threshold < 1) throw new RangeError(`threshold must be a positive integer (got ${o.threshold})`);
+    this.threshold = o.threshold;
+    this.sender = new LaneSender({ initialSize: o.initialSize, maxSize: o.maxSize, give: (fd) => io.give(fd) });
+    this.receiver = new LaneReceiver({ maxRegion: o.maxRegion, take: (ticket) => io.take(ticket), control: (frame) => io.control(frame) });
+  }
+
+  /** Whether a message of `size` bytes should take the lane now. */
+  carries(size: number): boolean {
+    return size >= this.threshold && this.sender.error === null;
+  }
+
+  /** Copy `body` into the lane now; see OutgoingMessage. Throws OSError when the lane cannot (then see `canFallBack`). */
+  send(body: Uint8Array): OutgoingMessage {
+    return this.sender.send(body);
+  }
+
+  /** After send() failed: whether later messages may take the socket (nothing was left half-sent). */
+  get canFallBack(): boolean {
+    return this.sender.canFallBack;
+  }
+
+  /** Past the high-water mark: a send() should not resolve yet. */
+  get pressing(): boolean {
+    return this.sender.pressing;
+  }
+
+  get onReady(): () => void {
+    return this.sender.onReady;
+  }
+  set onReady(callback: () => void) {
+    this.sender.onReady = callback;
+  }
+
+  /** A notice's body (the bytes after its 8-byte header) arrived. Throws OSError on a bad one. */
+  take(body: Uint8Array): IncomingMessage | null {
+    try {
+      const notice = decodeNotice(body);
+      if (notice.kind !== RELEASE) return this.receiver.take(notice);
+      this.sender.release(notice.count);
+      return null;
+    } catch (error) {
+      // The peer broke the protocol: nothing of the lane can be trusted any more.
+      this.close(error as OSError);
+      throw error;
+    }
+  }
+
+  /** Regions mapped on each side (tests, diagnostics). */
+  get regions(): { sending: number; receiving: number } {
+    return { sending: this.sender.regions, receiving: this.receiver.regionCount };
+  }
+
+  /** The peer's stream ended: a message cut short fails; whole ones can still be read until close(). */
+  end(): void {
+    this.receiver.end();
+  }
+
+  /** Unmap and close everything; reads in progress end with `reason`. Idempotent. */
+  close(reason?: OSError): void {
+    this.sender.close(reason);
+    this.receiver.close(reason);
+  }
+}

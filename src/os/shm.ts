@@ -1,0 +1,146 @@
+// The libc calls behind the shared-memory lane (docs/large-messages.md): an anonymous memory
+// file (memfd) sealed so that its size can never change, mapped shared into both processes;
+// and fresh private memory on transparent huge pages for large received messages.
+// Linux only; `supported` says whether this process can use them.
+//
+// mmap returns its address as a plain number (i64_fast; MAP_FAILED is -1): a mapping is only ever touched through the
+// one Uint8Array made over it with toArrayBuffer, so the JIT sees every access.
+import { FFIType, dlopen, toArrayBuffer, type Pointer } from "bun:ffi";
+import { fstatSync } from "node:fs";
+import { OSError } from "../errors.ts";
+import { closeFd, errno, errnoName, fcntl } from "./libc.ts";
+
+export const supported = process.platform === "linux" && (process.arch === "x64" || process.arch === "arm64");
+
+const MFD_CLOEXEC = 0x1;
+const MFD_ALLOW_SEALING = 0x2;
+const MFD_NOEXEC_SEAL = 0x8; // Linux 6.3+: also says "never executable", which newer kernels expect
+const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
+const PROT_READ = 0x1;
+const PROT_WRITE = 0x2;
+const MAP_SHARED = 0x1;
+const MAP_PRIVATE = 0x2;
+const MAP_ANONYMOUS = 0x20;
+const MADV_HUGEPAGE = 14;
+const HUGE_PAGE = 2 * 1024 * 1024;
+const F_ADD_SEALS = 1033;
+const F_GET_SEALS = 1034;
+export const F_SEAL_SEAL = 0x1;
+export const F_SEAL_SHRINK = 0x2;
+export const F_SEAL_GROW = 0x4;
+export const F_SEAL_WRITE = 0x8;
+
+function load() {
+  if (!supported) throw new OSError(`shared memory is only supported on Linux (this is ${process.platform} ${process.arch})`, "ENOTSUP");
+  return dlopen("libc.so.6", {
+    memfd_create: { args: ["buffer", "u32"], returns: "i32" },
+    ftruncate: { args: ["i32", "i64"], returns: "i32" },
+    open: { args: ["buffer", "i32"], returns: "i32" },
+    mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: FFIType.i64_fast },
+    munmap: { args: ["ptr", "u64"], returns: "i32" },
+    madvise: { args: ["ptr", "u64", "i32"], returns: "i32" },
+  });
+}
+
+let library: ReturnType<typeof load> | null = null;
+function lib(): ReturnType<typeof load>["symbols"] {
+  return (library ??= load()).symbols;
+}
+
+function failure(call: string): OSError {
+  const n = errno();
+  const code = errnoName(n);
+  return new OSError(`${call} failed: [Errno ${n}] ${code ?? "unknown error"}`, code);
+}
+
+const NAME = Buffer.from("mpconn-lane\0");
+
+/**
+ * A new memory file of `size` bytes, close-on-exec, sealed so that nobody (this process
+ * included) can shrink or grow it or add seals: a process that maps it can never be made to
+ * touch a page past its end (SIGBUS). Returns its descriptor.
+ */
+export function createSealedFile(size: number): number {
+  let fd = lib().memfd_create(NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
+  if (fd < 0 && errnoName(errno()) === "EINVAL") fd = lib().memfd_create(NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) throw failure("memfd_create");
+  try {
+    if (lib().ftruncate(fd, size) !== 0) throw failure("ftruncate");
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) !== 0) throw failure("fcntl(F_ADD_SEALS)");
+  } catch (error) {
+    closeFd(fd);
+    throw error;
+  }
+  return fd;
+}
+
+/** The seals of a memory file, or -1 when `fd` is not one (or not open). */
+export function sealsOf(fd: number): number {
+  return fcntl(fd, F_GET_SEALS, 0);
+}
+
+/** The size in bytes of the file behind `fd`. */
+export function sizeOf(fd: number): number {
+  try {
+    return fstatSync(fd).size;
+  } catch (error) {
+    throw new OSError(`fstat failed: ${(error as Error).message}`, (error as { code?: string }).code, { cause: error });
+  }
+}
+
+/** A second, read-only descriptor of the same file: what a peer is given, so it cannot write. */
+export function reopenReadOnly(fd: number): number {
+  const copy = lib().open(Buffer.from(`/proc/self/fd/${fd}\0`), O_RDONLY | O_CLOEXEC);
+  if (copy < 0) throw failure("open(/proc/self/fd)");
+  return copy;
+}
+
+/** A shared mapping of a whole file. `bytes` is the only way in; it must not be used after unmap(). */
+export interface Mapping {
+  readonly address: number;
+  readonly size: number;
+  readonly bytes: Uint8Array;
+}
+
+/** Map `size` bytes of `fd` shared, read-write or read-only. */
+export function map(fd: number, size: number, writable: boolean): Mapping {
+  const address = Number(lib().mmap(null, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0));
+  if (address === -1) throw failure("mmap");
+  const bytes = new Uint8Array(toArrayBuffer(address as Pointer, 0, size));
+  return { address, size, bytes };
+}
+
+export function unmap(mapping: Mapping): void {
+  if (lib().munmap(mapping.address as Pointer, mapping.size) !== 0) throw failure("munmap");
+}
+
+/** The native address of munmap (bun:ffi functions carry it as `ptr`, which bun-types omits). */
+function munmapAddress(): Pointer {
+  lib();
+  return (library!.symbols.munmap as unknown as { ptr: Pointer }).ptr;
+}
+
+/** toArrayBuffer's two further arguments (bun-types declares three): a native deallocator and its context. */
+type ExternalArrayBuffer = (address: Pointer, byteOffset: number, byteLength: number, context: number, deallocator: Pointer) => ArrayBuffer;
+
+/**
+ * `size` bytes of fresh zeroed memory on transparent huge pages (2 MiB: one page fault where
+ * 4 KiB pages take 512), unmapped by the garbage collector when the last view of it is gone —
+ * munmap runs natively as the buffer's deallocator, so a transferred buffer stays valid. Where
+ * the kernel gives no huge pages the memory is still correct, only slower to touch first.
+ */
+export function hugePageBuffer(size: number): Uint8Array {
+  const length = Math.ceil(size / HUGE_PAGE) * HUGE_PAGE;
+  // Map one huge page more, then cut the ends so the mapping starts on a huge-page boundary.
+  const reserved = length + HUGE_PAGE;
+  const start = Number(lib().mmap(null, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (start === -1) throw failure("mmap");
+  const address = Math.ceil(start / HUGE_PAGE) * HUGE_PAGE;
+  if (address > start) lib().munmap(start as Pointer, address - start);
+  const end = start + reserved;
+  if (end > address + length) lib().munmap((address + length) as Pointer, end - address - length);
+  lib().madvise(address as Pointer, length, MADV_HUGEPAGE); // advice only: no huge pages is fine
+  const external = toArrayBuffer as unknown as ExternalArrayBuffer;
+  return new Uint8Array(external(address as Pointer, 0, size, length, munmapAddress()));
+}

@@ -1,0 +1,265 @@
+// The pool's engine: its worker processes, the queue of chunks waiting for one, and the pool's
+// life (running → closed → workers gone; or terminated). A free worker takes the next chunk; a
+// worker that dies fails its own chunk and is replaced; workers that keep failing to start are
+// not (the module cannot load: the pool stops and fails what waits with the module's error).
+import { OSError } from "../../errors.ts";
+import { ChunkQueue, type Chunk, type ChunkOwner, type Feeder, type Scheduler } from "./chunk.ts";
+import { WorkerExitedError } from "./errors.ts";
+import { DONE, remoteError, type Outcome } from "./protocol.ts";
+import { WorkerProcess, type Launch, type WorkerEvents } from "./worker-process.ts";
+
+/** Workers in a row that fail to start (module error, exit before hello) before the pool stops replacing them. */
+export const START_FAILURE_LIMIT = 3;
+
+export interface PoolStats {
+  /** Worker processes alive. */
+  processes: number;
+  /** Workers running a task (or chunk). */
+  busy: number;
+  /** Tasks waiting for a worker. */
+  queued: number;
+  /** Tasks that resolved. */
+  completed: number;
+  /**
+   * Tasks that rejected, for any reason (their error, abort, a worker's death, terminate, a failed
+   * call's dropped items). Items an imap read ahead and dropped when its consumer closed it count nowhere.
+   */
+  failed: number;
+  /** Workers started to replace others. */
+  restarts: number;
+}
+
+export class Dispatcher implements Scheduler, WorkerEvents {
+  state: "running" | "closed" | "terminated" = "running";
+  /** Set when no worker can start: why (the module's error). */
+  broken: Error | null = null;
+  private readonly workers = new Set<WorkerProcess>();
+  private idle: WorkerProcess[] = [];
+  private readonly queue = new ChunkQueue();
+  private readonly feeders = new Set<Feeder>();
+  private completed = 0;
+  private failed = 0;
+  private restarts = 0;
+  private startFailures = 0;
+  private lastStartError: Error | null = null;
+  private readonly joined: Promise<void>;
+  private resolveJoined!: () => void;
+
+  constructor(
+    private readonly launch: Launch,
+    readonly processes: number,
+    private readonly maxTasksPerChild: number,
+  ) {
+    this.joined = new Promise((resolve) => (this.resolveJoined = resolve));
+    for (let i = 0; i < processes; i++) this.startWorker();
+  }
+
+  // ---- calls' side (Scheduler) ------------------------------------------------------------
+
+  /** Why a new call is refused now, or null. */
+  refusal(): Error | null {
+    if (this.state !== "running") return new OSError("pool is closed");
+    return this.broken;
+  }
+
+  submit(chunk: Chunk): Error | null {
+    if (this.state === "terminated") return new OSError("pool is terminated");
+    if (this.broken) return this.broken;
+    this.queue.push(chunk);
+    this.dispatch();
+    return null;
+  }
+
+  cancel(owner: ChunkOwner, kill: boolean): void {
+    for (const chunk of this.queue.remove((c) => c.owner === owner)) this.failed += chunk.size;
+    for (const worker of this.workers) {
+      const chunk = worker.chunk;
+      if (!chunk || chunk.owner !== owner || chunk.state !== "running") continue;
+      chunk.state = "settled";
+      this.failed += chunk.size;
+      if (kill) this.stopWorker(worker);
+    }
+    if (this.state === "closed") this.retireIfDrained();
+  }
+
+  drop(owner: ChunkOwner): void {
+    this.queue.remove((c) => c.owner === owner);
+    if (this.state === "closed") this.retireIfDrained();
+  }
+
+  addFeeder(feeder: Feeder): void {
+    this.feeders.add(feeder);
+  }
+
+  removeFeeder(feeder: Feeder): void {
+    this.feeders.delete(feeder);
+    if (this.state === "closed") this.retireIfDrained();
+  }
+
+  // ---- the pool's life --------------------------------------------------------------------
+
+  close(): void {
+    if (this.state !== "running") return;
+    this.state = "closed";
+    this.retireIfDrained();
+    this.checkJoined();
+  }
+
+  terminate(): void {
+    if (this.state === "terminated") return;
+    this.state = "terminated";
+    const terminated = (): OSError => new OSError("pool is terminated");
+    for (const chunk of this.queue.remove(() => true)) this.fail(chunk, [], terminated());
+    for (const worker of this.workers) {
+      const chunk = worker.chunk;
+      if (chunk?.state === "running") this.fail(chunk, [], terminated());
+      worker.kill();
+    }
+    this.idle = [];
+    for (const feeder of [...this.feeders]) feeder.stop(terminated());
+    this.checkJoined();
+  }
+
+  join(): Promise<void> {
+    if (this.state === "running") return Promise.reject(new OSError("pool is still running"));
+    return this.joined;
+  }
+
+  stats(): PoolStats {
+    let busy = 0;
+    for (const worker of this.workers) if (worker.chunk) busy++;
+    return {
+      processes: this.workers.size,
+      busy,
+      queued: this.queue.items,
+      completed: this.completed,
+      failed: this.failed,
+      restarts: this.restarts,
+    };
+  }
+
+  // ---- workers' side (WorkerEvents) -------------------------------------------------------
+
+  ready(): void {
+    this.startFailures = 0;
+  }
+
+  loadFailed(worker: WorkerProcess): void {
+    // It exits now; its chunk fails with the module's error then (worker.failure).
+    this.idle = this.idle.filter((w) => w !== worker);
+  }
+
+  answered(worker: WorkerProcess, chunk: Chunk, outcome: Outcome): void {
+    if (outcome[0] === DONE) {
+      worker.tasksDone += chunk.size;
+      if (chunk.state === "running") {
+        chunk.state = "settled";
+        this.completed += chunk.size;
+        chunk.owner.done(chunk, outcome[1]);
+      }
+    } else {
+      worker.tasksDone += outcome[1].length + 1;
+      if (chunk.state === "running") this.fail(chunk, outcome[1], remoteError(outcome[2]));
+    }
+    this.free(worker);
+  }
+
+  unsendable(worker: WorkerProcess, chunk: Chunk, error: Error): void {
+    if (chunk.state === "running") this.fail(chunk, [], error);
+    this.free(worker);
+  }
+
+  exited(worker: WorkerProcess, exitCode: number | null, signalCode: string | null): void {
+    this.workers.delete(worker);
+    this.idle = this.idle.filter((w) => w !== worker);
+    const error = worker.failure ?? new WorkerExitedError(worker.pid, exitCode, signalCode);
+    const startFailed = !worker.ready && !worker.ending;
+    if (startFailed) {
+      this.startFailures++;
+      this.lastStartError = error;
+    }
+    const chunk = worker.chunk;
+    worker.chunk = null;
+    if (chunk?.state === "running") this.fail(chunk, [], error);
+
+    const giveUp = startFailed && this.startFailures >= START_FAILURE_LIMIT;
+    if (this.needsWorkers() && !giveUp && this.workers.size < this.processes) {
+      this.restarts++;
+      this.startWorker();
+    }
+    if (this.workers.size === 0 && this.needsWorkers()) this.breakDown(this.lastStartError ?? error);
+    this.dispatch();
+    this.checkJoined();
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------
+
+  private startWorker(): void {
+    const worker = new WorkerProcess(this.launch, this);
+    this.workers.add(worker);
+    // It may take a chunk before it said hello: the chunk waits in its connection meanwhile.
+    this.idle.push(worker);
+    this.dispatch();
+  }
+
+  /** Hand waiting chunks to free workers, first come first served. */
+  private dispatch(): void {
+    while (this.idle.length > 0) {
+      let chunk = this.queue.shift();
+      if (!chunk) break;
+      const worker = this.idle.shift()!;
+      const budget = this.maxTasksPerChild - worker.tasksDone;
+      if (chunk.size > budget) {
+        const rest = chunk;
+        chunk = rest.splitOff(budget);
+        this.queue.unshift(rest);
+      }
+      worker.run(chunk);
+    }
+    if (this.state === "closed") this.retireIfDrained();
+  }
+
+  /** A worker finished its chunk: retire it (maxTasksPerChild) or give it the next. */
+  private free(worker: WorkerProcess): void {
+    if (this.state === "terminated" || worker.ending) return;
+    if (worker.tasksDone >= this.maxTasksPerChild) worker.retire();
+    else this.idle.push(worker);
+    this.dispatch();
+  }
+
+  private fail(chunk: Chunk, values: unknown[], error: Error): void {
+    chunk.state = "settled";
+    this.completed += values.length;
+    this.failed += chunk.size - values.length;
+    chunk.owner.failed(chunk, values, error);
+  }
+
+  /** Abort of a running chunk: kill its worker (replaced once it has exited, as any other). */
+  private stopWorker(worker: WorkerProcess): void {
+    this.idle = this.idle.filter((w) => w !== worker);
+    worker.kill();
+  }
+
+  /** Queued, running, or still to come from an input being read. */
+  private needsWorkers(): boolean {
+    if (this.state === "terminated") return false;
+    return this.state === "running" || !this.queue.empty || this.feeders.size > 0;
+  }
+
+  private retireIfDrained(): void {
+    if (!this.queue.empty || this.feeders.size > 0) return;
+    for (const worker of this.idle) worker.retire();
+    this.idle = [];
+  }
+
+  /** No worker can start: fail what waits, and every later call, with why. */
+  private breakDown(error: Error): void {
+    this.broken = error;
+    for (const chunk of this.queue.remove(() => true)) this.fail(chunk, [], error);
+    for (const feeder of [...this.feeders]) feeder.stop(error);
+  }
+
+  private checkJoined(): void {
+    if (this.state !== "running" && this.workers.size === 0) this.resolveJoined();
+  }
+}
