@@ -13,8 +13,11 @@ import { defaultProcesses, describe, mapChunksize, moduleUrl, positiveInteger, s
 
 export type { PoolStats } from "./dispatcher.ts";
 
-/** The worker entry that ships with mpconn: loads the user's module and serves its exports. */
-const WORKER_ENTRY = fileURLToPath(new URL("./worker.ts", import.meta.url));
+/**
+ * The worker entry that ships with mpconn, beside this file (worker.ts in the sources, worker.js in
+ * the published package): loads the user's module and serves its exports.
+ */
+const WORKER_ENTRY = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url));
 
 export interface PoolOptions extends SpawnOptions {
   /** Worker processes (default: the machine's available parallelism). */
