@@ -1,7 +1,9 @@
 // The shared-memory lane on its own (src/lane), between two processes, without Connection:
 // what the lane can do before it is wired in, so its ceiling shows next to the other systems.
 // Notices travel on a socketpair (the child's descriptor 3) framed by test/fixtures/lane-end.ts,
-// region descriptors by SCM_RIGHTS on a second one (descriptor 4). Default lane options.
+// region descriptors by SCM_RIGHTS on a second one (descriptor 4). Default lane options; the
+// variant "lane" or "socket" sends every message through the lane or the socket (threshold
+// measurement, bench/lane-threshold.ts).
 //   stream — awaited sendBytes, recvBytes;  into — awaited sendBytes, recvBytesInto one reused
 //   buffer;  burst — every sendBytes of a phase fired without await, then one await.
 import { EOFError } from "../../src/errors.ts";
@@ -12,12 +14,13 @@ import { MemoryMeter, emitChild, emitResult, payload, phases, readArgs, timeStre
 const { role, spec } = readArgs();
 const meter = new MemoryMeter();
 const ACK = new Uint8Array([1]);
+const threshold = spec.variant === "lane" ? 1 : spec.variant === "socket" ? Number.MAX_SAFE_INTEGER : undefined;
 
 if (role === "parent") await parent(spec);
 else await child(spec);
 
 async function open(data: number, fds: number): Promise<LaneEnd> {
-  const end = new LaneEnd(scmDescriptors(fds));
+  const end = new LaneEnd(scmDescriptors(fds), { threshold });
   end.attach(await socketWire(data, end));
   return end;
 }

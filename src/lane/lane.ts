@@ -25,7 +25,7 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 export interface LaneOptions {
-  /** Messages of at least this many bytes take the lane (default 256 KiB). */
+  /** Messages of at least this many bytes take the lane (default 128 KiB: docs/large-messages.md, "Threshold"). */
   threshold?: number;
   /** The first region's size in bytes (default 8 MiB). */
   initialSize?: number;
@@ -36,7 +36,7 @@ export interface LaneOptions {
 }
 
 export const DEFAULTS: Required<LaneOptions> = {
-  threshold: 256 * KiB,
+  threshold: 128 * KiB,
   initialSize: 8 * MiB,
   maxSize: 512 * MiB,
   maxRegion: 1024 * MiB,

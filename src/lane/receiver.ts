@@ -211,7 +211,7 @@ export class LaneReceiver {
     this.current = null;
     if (!message) return;
     this.open.delete(message);
-    message.fail(new OSError("got end of file during message"));
+    message.fail(new OSError("got end of file during message", "MESSAGE_TRUNCATED"));
   }
 
   /** Unmap every region and end every read in progress with `reason`. Idempotent. */

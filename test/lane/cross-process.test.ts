@@ -94,6 +94,7 @@ describe("lane between processes", () => {
     const error = await end.recvBytes().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OSError);
     expect((error as OSError).message).toBe("got end of file during message");
+    expect((error as OSError).code).toBe("MESSAGE_TRUNCATED");
     end.close();
     await closeFds();
     expect(mappings()).toBe(0);
