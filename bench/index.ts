@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { cpus, homedir, hostname, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fmtRate, printTables, renderSvg, type Kind, type ProcessMemory, type Ratio, type Report, type RunResult } from "./render.ts";
+import { printPoolBench, runPoolBench, type PoolBench } from "./pool.ts";
 
 const BENCH = import.meta.dir;
 const ROOT = join(BENCH, "..");
@@ -508,22 +509,24 @@ async function runCodec(quick: boolean): Promise<{ rows: CodecRow[] | null; erro
 
 // ---- main -------------------------------------------------------------------------------
 
-function select(options: Options): { systems: SystemDef[]; workloads: WorkloadDef[]; codec: boolean } {
-  if (!options.only) return { systems: SYSTEMS, workloads: WORKLOADS, codec: true };
+function select(options: Options): { systems: SystemDef[]; workloads: WorkloadDef[]; codec: boolean; pool: boolean } {
+  if (!options.only) return { systems: SYSTEMS, workloads: WORKLOADS, codec: true, pool: true };
   const matches = (name: string, token: string): boolean => name === token || name.startsWith(`${token}-`);
   const bySystem = SYSTEMS.filter((s) => options.only!.some((t) => matches(s.name, t)));
   const byWorkload = WORKLOADS.filter((w) => options.only!.some((t) => matches(w.id, t)));
   const codec = options.only.includes("codec");
-  const unknown = options.only.filter((t) => t !== "codec" && !SYSTEMS.some((s) => matches(s.name, t)) && !WORKLOADS.some((w) => matches(w.id, t)));
+  const pool = options.only.includes("pool");
+  const unknown = options.only.filter((t) => t !== "codec" && t !== "pool" && !SYSTEMS.some((s) => matches(s.name, t)) && !WORKLOADS.some((w) => matches(w.id, t)));
   if (unknown.length > 0) {
     throw new Error(
-      `--only: unknown name(s) ${unknown.join(", ")}; systems: ${SYSTEMS.map((s) => s.name).join(", ")}; workloads: ${WORKLOADS.map((w) => w.id).join(", ")}; or codec`,
+      `--only: unknown name(s) ${unknown.join(", ")}; systems: ${SYSTEMS.map((s) => s.name).join(", ")}; workloads: ${WORKLOADS.map((w) => w.id).join(", ")}; or codec, pool`,
     );
   }
   return {
     systems: bySystem.length > 0 || byWorkload.length > 0 ? (bySystem.length > 0 ? bySystem : SYSTEMS) : [],
     workloads: byWorkload.length > 0 ? byWorkload : bySystem.length > 0 ? WORKLOADS : [],
     codec,
+    pool,
   };
 }
 
@@ -532,10 +535,10 @@ async function main(): Promise<void> {
   if (options.list) {
     console.log(`systems:   ${SYSTEMS.map((s) => s.name).join(", ")}`);
     console.log(`workloads: ${WORKLOADS.map((w) => w.id).join(", ")}`);
-    console.log("also: codec (bench/codec.ts)");
+    console.log("also: codec (bench/codec.ts), pool (bench/pool.ts)");
     return;
   }
-  const { systems, workloads, codec: wantCodec } = select(options);
+  const { systems, workloads, codec: wantCodec, pool: wantPool } = select(options);
   const log = (message: string): void => void process.stderr.write(`${message}\n`);
   const date = new Date();
   const machine = { cpu: cpuModel(), cores: cpus().length, host: hostname(), bun: Bun.version, platform: `${process.platform} ${process.arch}` };
@@ -567,6 +570,12 @@ async function main(): Promise<void> {
     codecRows = c.rows;
     codecError = c.error;
     log(codecRows ? `codec: ${codecRows.map((r) => `${r.op} ${r.size} B ${r.ratio.toFixed(2)}×`).join(", ")}` : `codec: ${codecError}`);
+  }
+
+  let pool: PoolBench | null = null;
+  if (wantPool) {
+    log("pool: bench/pool.ts …");
+    pool = await runPoolBench({ quick: options.quick, log });
   }
 
   // Workload by workload, so that whatever the machine does meanwhile touches every system alike.
@@ -615,9 +624,11 @@ async function main(): Promise<void> {
     results,
     codec: codecRows,
     codecError,
-    ratios: ratios(results, codecRows),
+    ratios: [...ratios(results, codecRows), ...(pool?.ratios ?? [])],
   };
+  if (pool) Object.assign(report, { pool });
   printTables(report);
+  if (pool) printPoolBench(pool);
 
   const outDir = options.out ?? (options.quick ? null : join(BENCH, "results"));
   if (outDir) {
@@ -630,7 +641,7 @@ async function main(): Promise<void> {
     log(`wrote ${join(outDir, name)}, latest.json, latest.svg`);
   } else log("(quick run: nothing saved; pass --out DIR to keep the results)");
   if (tempDir) rmSync(tempDir, { recursive: true, force: true });
-  const failed = results.filter((r) => !r.ok).length;
+  const failed = results.filter((r) => !r.ok).length + (pool?.rows.filter((r) => r.error).length ?? 0);
   if (failed > 0) log(`${failed} run(s) failed`);
   process.exitCode = failed > 0 ? 1 : 0;
 }

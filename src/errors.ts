@@ -42,9 +42,21 @@ export class EOFError extends Error {
  * - `BAD_MESSAGE_LENGTH`: "bad message length", longer than recvBytes' maxlength, or a length no
  *   CPython sender writes;
  * - `MESSAGE_TRUNCATED`: "got end of file during message", the peer left mid-message;
- * - `LISTENER_CLOSED`: "listener is closed".
+ * - `LISTENER_CLOSED`: "listener is closed";
+ * - `POOL_CLOSED` / `POOL_TERMINATED` / `POOL_RUNNING`: "pool is closed" (a call after close() or
+ *   terminate()) / "pool is terminated" (pending when terminate() came) / "pool is still running"
+ *   (join() before close()).
  */
-export type MpconnErrorCode = "HANDLE_CLOSED" | "READ_ONLY" | "WRITE_ONLY" | "BAD_MESSAGE_LENGTH" | "MESSAGE_TRUNCATED" | "LISTENER_CLOSED";
+export type MpconnErrorCode =
+  | "HANDLE_CLOSED"
+  | "READ_ONLY"
+  | "WRITE_ONLY"
+  | "BAD_MESSAGE_LENGTH"
+  | "MESSAGE_TRUNCATED"
+  | "LISTENER_CLOSED"
+  | "POOL_CLOSED"
+  | "POOL_TERMINATED"
+  | "POOL_RUNNING";
 
 /** An operating-system level failure, or Python's OSError messages ("handle is closed", …). */
 export class OSError extends Error {

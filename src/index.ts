@@ -1,4 +1,5 @@
 // mpconn: Python's multiprocessing.connection for Bun.
+// Node.js gets src/not-bun.ts instead: a new runtime export needs its name there too.
 export { Connection, type ConnectionOptions, type FdConnectionOptions, type BytesLike } from "./connection/connection.ts";
 export { Pipe } from "./processes/pipe.ts";
 // Passing connections inside messages plugs itself into every connection (a reducer).

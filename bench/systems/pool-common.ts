@@ -6,17 +6,19 @@ import { writeSync } from "node:fs";
 export interface PoolSpec {
   processes: number;
   /** map(square) over `count` integers. */
-  tiny: { count: number; chunksize: number; reps: number };
+  tiny: { count: number; chunksize: number; reps: number; warmup: number };
   /** map(spin) over `count` tasks of `ms` each. */
-  cpu: { count: number; ms: number; chunksize: number; reps: number };
+  cpu: { count: number; ms: number; chunksize: number; reps: number; warmup: number };
   /** apply(length, [Float64Array of `bytes`]). */
-  big: { bytes: number; reps: number };
+  big: { bytes: number; reps: number; warmup: number };
 }
 
 /** Milliseconds per repetition of each workload (a system leaves out what it does not run). */
 export interface PoolTimes {
   tinyMs?: number[];
   cpuMs?: number[];
+  /** The work each CPU-bound repetition did: the sum of its tasks' own durations (ms). */
+  cpuWorkMs?: number[];
   bigMs?: number[];
   /** mpconn only: the same 16 MiB as sendBytes to a child that answers with the length. */
   bigBytesMs?: number[];
@@ -42,14 +44,18 @@ export function bigInput(spec: PoolSpec): Float64Array {
   return values;
 }
 
-/** `reps` timed runs of `run` (ms each), after one untimed warm-up run. */
-export async function timeReps(reps: number, run: () => Promise<unknown>): Promise<number[]> {
-  await run();
+/**
+ * `reps` timed runs of `run` (ms each), after `warmup` untimed ones (the JIT's turn). `work`, if
+ * given, gets the sum of each timed run's results (the CPU-bound tasks return their durations).
+ */
+export async function timeReps({ reps, warmup }: { reps: number; warmup: number }, run: () => Promise<unknown>, work?: number[]): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await run();
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    await run();
+    const result = await run();
     times.push(performance.now() - t0);
+    if (work) work.push((result as number[]).reduce((a, b) => a + b, 0));
   }
   return times;
 }

@@ -23,21 +23,22 @@ if (process.argv[2] === "child") {
 const spec = readSpec();
 const pool = new Pool<typeof import("./pool-tasks.ts")>(new URL("./pool-tasks.ts", import.meta.url), { processes: spec.processes });
 const items = tinyInput(spec);
-const tinyMs = await timeReps(spec.tiny.reps, async () => checkTiny(await pool.map("square", items, { chunksize: spec.tiny.chunksize }), items.length));
+const tinyMs = await timeReps(spec.tiny, async () => checkTiny(await pool.map("square", items, { chunksize: spec.tiny.chunksize }), items.length));
 const spins = Array.from({ length: spec.cpu.count }, () => spec.cpu.ms);
-const cpuMs = await timeReps(spec.cpu.reps, () => pool.map("spin", spins, { chunksize: spec.cpu.chunksize }));
+const cpuWorkMs: number[] = [];
+const cpuMs = await timeReps(spec.cpu, () => pool.map("spin", spins, { chunksize: spec.cpu.chunksize }), cpuWorkMs);
 const big = bigInput(spec);
-const bigMs = await timeReps(spec.big.reps, async () => {
+const bigMs = await timeReps(spec.big, async () => {
   if ((await pool.apply("length", [big])) !== big.length) throw new Error("pool bench: wrong length");
 });
 pool.close();
 await pool.join();
 
 const { process: child, conn } = spawn([process.execPath, import.meta.path, "child", "{}"]);
-const bigBytesMs = await timeReps(spec.big.reps, async () => {
+const bigBytesMs = await timeReps(spec.big, async () => {
   await conn.sendBytes(big);
   if ((await conn.recv()) !== big.length) throw new Error("pool bench: wrong length");
 });
 conn.close();
 await child.exited;
-emitPool({ tinyMs, cpuMs, bigMs, bigBytesMs });
+emitPool({ tinyMs, cpuMs, cpuWorkMs, bigMs, bigBytesMs });

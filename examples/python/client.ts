@@ -1,9 +1,10 @@
 // A Bun client of a Python server:   python3 examples/python/server.py   then   bun examples/python/client.ts
+// (or both at once: python3 examples/python/server.py --once & bun examples/python/client.ts)
 //
 // Connects to server.py's multiprocessing.connection.Listener (default 127.0.0.1:6000; pass
 // host:port or a socket path to change it) with the same authkey (env MPCONN_AUTHKEY, default
 // "mpconn-example"), sends a few requests with the pickle serializer and prints the replies.
-import { Client, type Address } from "mpconn";
+import { Client, OSError, type Address, type Connection } from "mpconn";
 
 function parseAddress(text: string): Address {
   const match = /^(.*):(\d+)$/.exec(text);
@@ -12,7 +13,21 @@ function parseAddress(text: string): Address {
 
 const address = parseAddress(process.argv[2] ?? "127.0.0.1:6000");
 const authkey = process.env.MPCONN_AUTHKEY ?? "mpconn-example";
-await using conn = await Client<Record<string, unknown>>(address, { authkey, serializer: "pickle" });
+
+/** Connect, waiting up to 10 s for a server that is still starting (nobody listens yet). */
+async function connect(): Promise<Connection<Record<string, unknown>>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await Client<Record<string, unknown>>(address, { authkey, serializer: "pickle" });
+    } catch (error) {
+      const starting = error instanceof OSError && (error.code === "ECONNREFUSED" || error.code === "ENOENT");
+      if (!starting || attempt === 100) throw error;
+      await Bun.sleep(100);
+    }
+  }
+}
+
+await using conn = await connect();
 
 async function ask(request: Record<string, unknown>): Promise<Record<string, unknown>> {
   await conn.send(request);

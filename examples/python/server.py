@@ -1,10 +1,11 @@
 """A Python server for a Bun client: see client.ts.
 
-    python3 examples/python/server.py [ADDRESS]        (default 127.0.0.1:6000)
+    python3 examples/python/server.py [--once] [ADDRESS]        (default 127.0.0.1:6000)
 
 A plain multiprocessing.connection.Listener with an authkey (env MPCONN_AUTHKEY, default
 "mpconn-example"). ADDRESS is host:port (port 0 picks a free one) or a unix socket path. It
-serves one client at a time: each request is a dict, each reply a dict. Ctrl-C stops it.
+serves one client at a time: each request is a dict, each reply a dict. Ctrl-C stops it;
+with --once it exits after its first client.
 """
 import math
 import os
@@ -51,7 +52,10 @@ def serve(conn):
 
 
 def main():
-    address = parse_address(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:6000")
+    args = sys.argv[1:]
+    once = "--once" in args
+    args = [a for a in args if a != "--once"]
+    address = parse_address(args[0] if args else "127.0.0.1:6000")
     authkey = os.environ.get("MPCONN_AUTHKEY", "mpconn-example").encode()
     with Listener(address, authkey=authkey) as listener:
         where = listener.address
@@ -65,6 +69,8 @@ def main():
             print("client connected", flush=True)
             serve(conn)
             print("client left", flush=True)
+            if once:
+                return
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ import { header, SendBlock } from "./codec.ts";
 /** Largest body that goes through a FrameBatch; larger ones are written on their own. */
 export const BATCH_BODY_MAX = 16 * 1024;
 
+const BLOCK_SIZE = SendBlock.SIZE;
+const MAX_FRAMES = 4096;
+/** Where the frames start in a block: after the table of MAX_FRAMES body lengths. */
+const FRAMES_AT = MAX_FRAMES * 4;
+
 /** Framed bytes a write queue keeps until the kernel takes them. */
 export interface Held {
   /** The bytes, as a view to use at once (codec memory may move). */
@@ -19,15 +24,13 @@ export interface Held {
  * single wasm call when the batch is sealed, and the block goes to the socket in one write.
  */
 export class FrameBatch {
-  static readonly MAX_FRAMES = 4096;
-  /** Where the frames start in the block: after the table of MAX_FRAMES body lengths. */
-  private static readonly FRAMES_AT = FrameBatch.MAX_FRAMES * 4;
+  static readonly MAX_FRAMES = MAX_FRAMES;
   /** Bytes of frames, headers included, that one batch holds. */
-  static readonly ROOM = SendBlock.SIZE - FrameBatch.FRAMES_AT;
+  static readonly ROOM = BLOCK_SIZE - FRAMES_AT;
 
   private block: SendBlock | null = null;
   /** Where the next frame's header goes, in the block. */
-  private next = FrameBatch.FRAMES_AT;
+  private next = FRAMES_AT;
   /** Frames in the batch. */
   count = 0;
   /** Bytes of the batch, headers included. */
@@ -38,7 +41,7 @@ export class FrameBatch {
     const block = this.block ?? (this.block = SendBlock.take());
     const size = body.byteLength;
     const at = this.next + 4;
-    if (at + size > SendBlock.SIZE || this.count === FrameBatch.MAX_FRAMES) return false;
+    if (at + size > BLOCK_SIZE || this.count === MAX_FRAMES) return false;
     block.put(this.count++, at, body);
     this.next = at + size;
     this.bytes += 4 + size;
@@ -48,15 +51,15 @@ export class FrameBatch {
   /** Write every header; the framed bytes (`bytes` of them), as a view to use at once. */
   seal(): Uint8Array {
     if (this.block === null) return new Uint8Array(0);
-    this.block.encode(this.count, FrameBatch.FRAMES_AT);
-    return this.block.view(FrameBatch.FRAMES_AT, FrameBatch.FRAMES_AT + this.bytes);
+    this.block.encode(this.count, FRAMES_AT);
+    return this.block.view(FRAMES_AT, FRAMES_AT + this.bytes);
   }
 
   /** Empty the batch, keeping its block for the next frames. */
   clear(): void {
     this.count = 0;
     this.bytes = 0;
-    this.next = FrameBatch.FRAMES_AT;
+    this.next = FRAMES_AT;
   }
 
   /**
@@ -65,8 +68,8 @@ export class FrameBatch {
    */
   keep(from: number): Held {
     const block = this.block!;
-    const start = FrameBatch.FRAMES_AT + from;
-    const end = FrameBatch.FRAMES_AT + this.bytes;
+    const start = FRAMES_AT + from;
+    const end = FRAMES_AT + this.bytes;
     this.clear();
     if (block.hold()) {
       this.block = null;

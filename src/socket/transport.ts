@@ -20,20 +20,40 @@ export type LinkedSocket = Socket<SocketLink>;
 export const socketHandlers: SocketHandler<SocketLink, "uint8array"> = {
   binaryType: "uint8array",
   data(socket, chunk) {
-    guard(socket, () => socket.data.onData(chunk));
+    try {
+      socket.data.onData(chunk);
+    } catch (error) {
+      fault(socket, error);
+    }
   },
   drain(socket) {
-    guard(socket, () => socket.data.onDrain());
+    try {
+      socket.data.onDrain();
+    } catch (error) {
+      fault(socket, error);
+    }
   },
   end(socket) {
-    guard(socket, () => socket.data.onClose());
+    try {
+      socket.data.onClose();
+    } catch (error) {
+      fault(socket, error);
+    }
   },
   close(socket, error) {
-    guard(socket, () => socket.data?.onClose(error));
+    try {
+      socket.data?.onClose(error);
+    } catch (thrown) {
+      fault(socket, thrown);
+    }
   },
   error(socket, error) {
-    // Only the socket's own failures get here: guard() keeps our exceptions out of this handler.
-    guard(socket, () => socket.data?.onClose(error));
+    // Only the socket's own failures get here: the handlers above keep our exceptions out.
+    try {
+      socket.data?.onClose(error);
+    } catch (thrown) {
+      fault(socket, thrown);
+    }
   },
 };
 
@@ -43,16 +63,11 @@ export const socketHandlers: SocketHandler<SocketLink, "uint8array"> = {
  * bug: the connection fails with it (its reads reject with the error itself), and when nobody is
  * left to tell, it is raised outside the callback so that it reaches the process.
  */
-function guard(socket: LinkedSocket, callback: () => void): void {
-  try {
-    callback();
-  } catch (error) {
-    if (!socket.data?.onFault(error)) {
-      queueMicrotask(() => {
-        throw error;
-      });
-    }
-  }
+function fault(socket: LinkedSocket, error: unknown): void {
+  if (socket.data?.onFault(error)) return;
+  queueMicrotask(() => {
+    throw error;
+  });
 }
 
 /**

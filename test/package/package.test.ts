@@ -32,6 +32,15 @@ function run(cmd: string[], cwd: string): string {
   return out;
 }
 
+/** run(), without blocking: several type checks share the machine's cores. */
+async function runAsync(cmd: string[], cwd: string): Promise<string> {
+  const env = { ...process.env, NO_COLOR: "1" };
+  const child = Bun.spawn({ cmd, cwd, env, stdout: "pipe", stderr: "pipe", timeout: STEP });
+  const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  if (code !== 0) throw new Error(`\`${cmd.join(" ")}\` in ${cwd} exited with ${code ?? child.signalCode}\n${out}${err}`);
+  return out;
+}
+
 /** What app.ts prints, wherever it runs. */
 const APP_OUTPUT = ["pipe: hello 1.5 2.5, then EOFError", "worker: sum 10, exit code 0", "listener: ping pong"];
 
@@ -73,7 +82,7 @@ function newProject(name: string): string {
   const dir = join(work, name);
   mkdirSync(dir);
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name, private: true, type: "module" }, null, 2));
-  for (const file of ["app.ts", "types.ts", "tsconfig.bun-init.json", "tsconfig.nodenext.json", "tsconfig.strict.json"]) {
+  for (const file of ["app.ts", "pool.ts", "tasks.ts", "types.ts", "tsconfig.bun-init.json", "tsconfig.nodenext.json", "tsconfig.strict.json"]) {
     copyFileSync(join(PROJECT, file), join(dir, file));
   }
   return dir;
@@ -98,7 +107,12 @@ describe("the tarball", () => {
     for (const script of ["preinstall", "install", "postinstall", "prepare"]) expect(manifest.scripts?.[script]).toBeUndefined();
     expect(manifest.dependencies).toBeUndefined();
     expect(manifest.peerDependencies).toBeUndefined();
-    expect(manifest.exports["."]).toEqual({ types: "./dist/index.d.ts", bun: "./dist/index.js", default: "./dist/index.js" });
+    expect(manifest.exports["."]).toEqual({
+      types: "./dist/index.d.ts",
+      bun: "./dist/index.js",
+      node: "./dist/not-bun.js",
+      default: "./dist/index.js",
+    });
     expect(manifest.license).toBe("MIT");
   });
 });
@@ -123,19 +137,30 @@ describe("installed with npm", () => {
     expect(run([BUN, "app.ts"], dir).trim().split("\n")).toEqual(APP_OUTPUT);
   }, STEP);
 
+  test("a Pool runs its workers from the package's own worker entry", () => {
+    expect(run([BUN, "pool.ts"], dir).trim()).toBe("pool: 1 4 9 16");
+  }, STEP);
+
+  test("under Node.js, importing it says to use Bun", async () => {
+    // Every runtime name of the entry point must be in src/not-bun.ts, or Node fails first with a
+    // SyntaxError about that name: the list below is what to add there.
+    const names = Object.keys(await import(join(ROOT, "src", "index.ts")));
+    const stubbed = [...readFileSync(join(ROOT, "src", "not-bun.ts"), "utf8").matchAll(/notBun as (\w+)/g)].map((m) => m[1]);
+    expect(names.filter((name) => !stubbed.includes(name))).toEqual([]);
+    writeFileSync(join(dir, "node.mjs"), `import { ${names.join(", ")} } from "mpconn";\nconsole.log(typeof Pipe);\n`);
+    expect(() => run(["node", "node.mjs"], dir)).toThrow("Error: mpconn runs on Bun, not Node.js: start this program with `bun` (Bun 1.4 or newer)");
+  });
+
   for (const name of COMPILERS) {
-    test(`${name}: tsc --init defaults, bun init, NodeNext and strict configs all type-check`, () => {
+    test(`${name}: tsc --init defaults, bun init, NodeNext and strict configs all type-check`, async () => {
       const tsc = compiler(name);
       const configs = join(dir, name.replace(/\W/g, "-"));
       mkdirSync(configs);
       // Each compiler's own `--init`, in a directory of its own (the config covers its directory).
       run([tsc, "--init"], configs);
-      copyFileSync(join(dir, "app.ts"), join(configs, "app.ts"));
-      copyFileSync(join(dir, "types.ts"), join(configs, "types.ts"));
-      run([tsc, "--noEmit", "-p", join(configs, "tsconfig.json")], dir);
-      for (const config of ["tsconfig.bun-init.json", "tsconfig.nodenext.json", "tsconfig.strict.json"]) {
-        run([tsc, "--noEmit", "-p", config], dir);
-      }
+      for (const file of ["app.ts", "pool.ts", "tasks.ts", "types.ts"]) copyFileSync(join(dir, file), join(configs, file));
+      const projects = [join(configs, "tsconfig.json"), "tsconfig.bun-init.json", "tsconfig.nodenext.json", "tsconfig.strict.json"];
+      await Promise.all(projects.map((project) => runAsync([tsc, "--noEmit", "-p", project], dir)));
     }, STEP);
   }
 
@@ -157,6 +182,10 @@ describe("installed with bun add", () => {
 
   test("a program using Pipe, spawn and a Listener runs", () => {
     expect(run([BUN, "app.ts"], dir).trim().split("\n")).toEqual(APP_OUTPUT);
+  }, STEP);
+
+  test("a Pool runs its workers from the package's own worker entry", () => {
+    expect(run([BUN, "pool.ts"], dir).trim()).toBe("pool: 1 4 9 16");
   }, STEP);
 
   test("`bun build --compile` makes a binary that runs from another directory", () => {

@@ -1,5 +1,6 @@
 // A chunk: consecutive items of one call, run by one worker in one message (Python's chunks).
 // The queue of chunks waiting for a worker, and what calls and the pool need of each other.
+import type { Encoded } from "./task-codec.ts";
 
 /** Who receives a chunk's outcome: the call (apply, map, imap) it belongs to. */
 export interface ChunkOwner {
@@ -14,6 +15,8 @@ export class Chunk {
   state: "queued" | "running" | "settled" = "queued";
   /** When it was handed to a worker (performance.now()), for imap's chunk sizing. */
   sentAt = 0;
+  /** Its task message, made when it is queued (task-codec.ts). */
+  encoded: Encoded | null = null;
   constructor(
     readonly owner: ChunkOwner,
     readonly name: string,
@@ -96,7 +99,7 @@ export class ChunkQueue {
 export interface Scheduler {
   /** The `processes` option: imap reads at most 4 chunks per process ahead. */
   readonly processes: number;
-  /** Queue a chunk; returns why it was refused (terminated, or the module cannot load), else null. */
+  /** Queue a chunk; returns why it was refused (terminated, the module cannot load, its arguments cannot be encoded), else null. */
   submit(chunk: Chunk): Error | null;
   /**
    * Settle every unfinished chunk of `owner` without an outcome: queued ones never run; running

@@ -2,7 +2,7 @@
 // life (running → closed → workers gone; or terminated). A free worker takes the next chunk; a
 // worker that dies fails its own chunk and is replaced; workers that keep failing to start are
 // not (the module cannot load: the pool stops and fails what waits with the module's error).
-import { OSError } from "../../errors.ts";
+import { OSError, type MpconnErrorCode } from "../../errors.ts";
 import { ChunkQueue, type Chunk, type ChunkOwner, type Feeder, type Scheduler } from "./chunk.ts";
 import { WorkerExitedError } from "./errors.ts";
 import { DONE, remoteError, type Outcome } from "./protocol.ts";
@@ -51,20 +51,31 @@ export class Dispatcher implements Scheduler, WorkerEvents {
     private readonly maxTasksPerChild: number,
   ) {
     this.joined = new Promise((resolve) => (this.resolveJoined = resolve));
-    for (let i = 0; i < processes; i++) this.startWorker();
+    try {
+      for (let i = 0; i < processes; i++) this.startWorker();
+    } catch (error) {
+      // The constructor throws: leave no process behind.
+      this.terminate();
+      throw error;
+    }
   }
 
   // ---- calls' side (Scheduler) ------------------------------------------------------------
 
   /** Why a new call is refused now, or null. */
   refusal(): Error | null {
-    if (this.state !== "running") return new OSError("pool is closed");
+    if (this.state !== "running") return poolError("pool is closed", "POOL_CLOSED");
     return this.broken;
   }
 
   submit(chunk: Chunk): Error | null {
-    if (this.state === "terminated") return new OSError("pool is terminated");
+    if (this.state === "terminated") return poolError("pool is terminated", "POOL_TERMINATED");
     if (this.broken) return this.broken;
+    try {
+      chunk.encoded = this.launch.codec.encode(chunk);
+    } catch (error) {
+      return error as Error;
+    }
     this.queue.push(chunk);
     this.dispatch();
     return null;
@@ -73,11 +84,13 @@ export class Dispatcher implements Scheduler, WorkerEvents {
   cancel(owner: ChunkOwner, kill: boolean): void {
     for (const chunk of this.queue.remove((c) => c.owner === owner)) this.failed += chunk.size;
     for (const worker of this.workers) {
-      const chunk = worker.chunk;
-      if (!chunk || chunk.owner !== owner || chunk.state !== "running") continue;
-      chunk.state = "settled";
-      this.failed += chunk.size;
-      if (kill) this.stopWorker(worker);
+      for (const chunk of worker.held()) {
+        if (chunk.owner !== owner || chunk.state !== "running") continue;
+        chunk.state = "settled";
+        this.failed += chunk.size;
+        // A chunk whose answer is being read is done running: its worker may run another call's.
+        if (kill && chunk === worker.chunk) this.stopWorker(worker);
+      }
     }
     if (this.state === "closed") this.retireIfDrained();
   }
@@ -108,11 +121,10 @@ export class Dispatcher implements Scheduler, WorkerEvents {
   terminate(): void {
     if (this.state === "terminated") return;
     this.state = "terminated";
-    const terminated = (): OSError => new OSError("pool is terminated");
+    const terminated = (): OSError => poolError("pool is terminated", "POOL_TERMINATED");
     for (const chunk of this.queue.remove(() => true)) this.fail(chunk, [], terminated());
     for (const worker of this.workers) {
-      const chunk = worker.chunk;
-      if (chunk?.state === "running") this.fail(chunk, [], terminated());
+      for (const chunk of worker.held()) if (chunk.state === "running") this.fail(chunk, [], terminated());
       worker.kill();
     }
     this.idle = [];
@@ -121,7 +133,7 @@ export class Dispatcher implements Scheduler, WorkerEvents {
   }
 
   join(): Promise<void> {
-    if (this.state === "running") return Promise.reject(new OSError("pool is still running"));
+    if (this.state === "running") return Promise.reject(poolError("pool is still running", "POOL_RUNNING"));
     return this.joined;
   }
 
@@ -149,24 +161,20 @@ export class Dispatcher implements Scheduler, WorkerEvents {
     this.idle = this.idle.filter((w) => w !== worker);
   }
 
-  answered(worker: WorkerProcess, chunk: Chunk, outcome: Outcome): void {
-    if (outcome[0] === DONE) {
-      worker.tasksDone += chunk.size;
-      if (chunk.state === "running") {
-        chunk.state = "settled";
-        this.completed += chunk.size;
-        chunk.owner.done(chunk, outcome[1]);
-      }
-    } else {
-      worker.tasksDone += outcome[1].length + 1;
-      if (chunk.state === "running") this.fail(chunk, outcome[1], remoteError(outcome[2]));
-    }
+  freed(worker: WorkerProcess, chunk: Chunk): void {
+    worker.tasksDone += chunk.size;
     this.free(worker);
   }
 
-  unsendable(worker: WorkerProcess, chunk: Chunk, error: Error): void {
-    if (chunk.state === "running") this.fail(chunk, [], error);
-    this.free(worker);
+  answered(_worker: WorkerProcess, chunk: Chunk, outcome: Outcome): void {
+    if (chunk.state !== "running") return;
+    if (outcome[0] === DONE) {
+      chunk.state = "settled";
+      this.completed += chunk.size;
+      chunk.owner.done(chunk, outcome[1]);
+    } else {
+      this.fail(chunk, outcome[1], remoteError(outcome[2]));
+    }
   }
 
   exited(worker: WorkerProcess, exitCode: number | null, signalCode: string | null): void {
@@ -178,14 +186,20 @@ export class Dispatcher implements Scheduler, WorkerEvents {
       this.startFailures++;
       this.lastStartError = error;
     }
-    const chunk = worker.chunk;
+    for (const chunk of worker.held()) if (chunk.state === "running") this.fail(chunk, [], error);
     worker.chunk = null;
-    if (chunk?.state === "running") this.fail(chunk, [], error);
+    worker.answering = null;
 
     const giveUp = startFailed && this.startFailures >= START_FAILURE_LIMIT;
     if (this.needsWorkers() && !giveUp && this.workers.size < this.processes) {
-      this.restarts++;
-      this.startWorker();
+      try {
+        this.startWorker();
+        this.restarts++;
+      } catch (spawnError) {
+        // Could not even start a process (out of processes, memory): as a worker that failed to start.
+        this.startFailures++;
+        this.lastStartError = spawnError as Error;
+      }
     }
     if (this.workers.size === 0 && this.needsWorkers()) this.breakDown(this.lastStartError ?? error);
     this.dispatch();
@@ -212,6 +226,9 @@ export class Dispatcher implements Scheduler, WorkerEvents {
       if (chunk.size > budget) {
         const rest = chunk;
         chunk = rest.splitOff(budget);
+        // Both halves encoded fine as one, so they do as two.
+        chunk.encoded = this.launch.codec.encode(chunk);
+        rest.encoded = this.launch.codec.encode(rest);
         this.queue.unshift(rest);
       }
       worker.run(chunk);
@@ -262,4 +279,9 @@ export class Dispatcher implements Scheduler, WorkerEvents {
   private checkJoined(): void {
     if (this.state !== "running" && this.workers.size === 0) this.resolveJoined();
   }
+}
+
+/** The pool's own OSErrors, with their stable codes. */
+function poolError(message: string, code: MpconnErrorCode): OSError {
+  return new OSError(message, code);
 }

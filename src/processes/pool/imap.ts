@@ -149,10 +149,11 @@ export class IMap<R> implements AsyncIterableIterator<R>, ChunkOwner, Feeder {
         }
         if (this.finished || this.fatal) break;
         if (items.length > 0) {
-          const chunk = new Chunk(this, this.name, false, this.read, items);
-          this.read += items.length;
-          const refused = this.scheduler.submit(chunk);
+          // A chunk the pool refuses (its items cannot be encoded, the pool is gone) ends the
+          // results where it would have started.
+          const refused = this.scheduler.submit(new Chunk(this, this.name, false, this.read, items));
           if (refused) error = { error: refused };
+          else this.read += items.length;
         }
         if (error) this.endError = error;
         if (this.inputDone || error) this.stopFeeding();

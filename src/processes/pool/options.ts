@@ -4,7 +4,7 @@ import { availableParallelism } from "node:os";
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { OSError } from "../../errors.ts";
+import { osError } from "../../os/libc.ts";
 
 /** The worker module as a file: URL, from a path (relative to the working directory) or a URL. */
 export function moduleUrl(module: unknown): URL {
@@ -15,7 +15,7 @@ export function moduleUrl(module: unknown): URL {
   else throw new TypeError(`module must be a path or a file: URL, not ${describe(module)}`);
   if (url.protocol !== "file:") throw new TypeError(`module must be a path or a file: URL, not ${url.href}`);
   const path = fileURLToPath(url);
-  if (!existsSync(path)) throw new OSError(`[Errno 2] No such file or directory: '${path}'`, "ENOENT");
+  if (!existsSync(path)) throw osError("ENOENT", `'${path}'`);
   return url;
 }
 

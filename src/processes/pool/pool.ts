@@ -1,6 +1,7 @@
 // Pool: Python's multiprocessing.Pool for Bun. The tasks are the named exports of a worker
 // module, run in `processes` worker processes started with spawn(); this file checks the
 // arguments and turns each call into chunks for the dispatcher.
+import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { SpawnOptions } from "../spawn.ts";
 import { resolveSerializer } from "../../serializers/index.ts";
@@ -8,13 +9,17 @@ import { Call } from "./call.ts";
 import { Chunk } from "./chunk.ts";
 import { Dispatcher, type PoolStats } from "./dispatcher.ts";
 import { IMap } from "./imap.ts";
+import { TaskCodec } from "./task-codec.ts";
 import { CUSTOM_SERIALIZER, SERIALIZER_ENV } from "./protocol.ts";
 import { defaultProcesses, describe, mapChunksize, moduleUrl, positiveInteger, signalOption, taskName } from "./options.ts";
 
 export type { PoolStats } from "./dispatcher.ts";
 
-/** The worker entry that ships with mpconn: loads the user's module and serves its exports. */
-const WORKER_ENTRY = fileURLToPath(new URL("./worker.ts", import.meta.url));
+/**
+ * The worker entry that ships with mpconn: loads the user's module and serves its exports. Beside
+ * this file, with its extension (worker.ts in the sources, worker.js in the published dist/).
+ */
+const WORKER_ENTRY = fileURLToPath(new URL(`./worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
 export interface PoolOptions extends SpawnOptions {
   /** Worker processes (default: the machine's available parallelism). */
@@ -58,11 +63,12 @@ export class Pool<T extends object = AnyTasks> implements AsyncDisposable, Dispo
     const { processes, maxTasksPerChild, serializer, stdin = "ignore", env, ...spawnOptions } = options;
     const count = positiveInteger("processes", processes, defaultProcesses());
     const maxTasks = positiveInteger("maxTasksPerChild", maxTasksPerChild, Infinity);
-    resolveSerializer(serializer); // a bad one is a TypeError here, not in every worker
+    const codec = new TaskCodec(resolveSerializer(serializer)); // a bad serializer is a TypeError here, not in every worker
     const serializerEnv = typeof serializer === "object" ? CUSTOM_SERIALIZER : (serializer ?? "structured");
     const launch = {
       cmd: [process.execPath, WORKER_ENTRY, url.href],
       options: { ...spawnOptions, stdin, serializer, env: { ...(env ?? process.env), [SERIALIZER_ENV]: serializerEnv } },
+      codec,
     };
     this.dispatcher = new Dispatcher(launch, count, maxTasks);
   }

@@ -3,24 +3,32 @@
 //   worker → parent, first:  the hello, as JSON bytes (independent of the pool's serializer,
 //                            so a worker can report a module that failed to load even when the
 //                            serializer is the module's own): { tasks } or { error }.
-//   parent → worker:         Task = [name, star, items], one chunk; the worker calls
+//   parent → worker:         Task = [name, star, items, holes?], one chunk; the worker calls
 //                            name(item) for each item, or name(...item) when star is 1.
-//   worker → parent:         Outcome = [DONE, values] or [FAILED, values, error], where values
-//                            are the results of the items before the one that failed.
+//   worker → parent:         Outcome = [DONE, values, holes?] or [FAILED, values, error, holes?],
+//                            where values are the results of the items before the one that failed.
+//   after a Task or Outcome with holes: one bytes message per hole, the large typed arrays
+//                            taken out of items or values (large-arrays.ts).
 //
 // A worker gets its next chunk only after it answered the last one.
 import { RemoteError } from "./errors.ts";
+import type { Hole } from "./large-arrays.ts";
 
 /** The environment variable that tells a worker the pool's serializer: a name, or CUSTOM_SERIALIZER. */
 export const SERIALIZER_ENV = "MPCONN_POOL_SERIALIZER";
 /** A serializer object cannot cross to the worker: the worker takes its module's `serializer` export. */
 export const CUSTOM_SERIALIZER = "module";
 
-export type Task = [name: string, star: 0 | 1, items: unknown[]];
+export type Task = [name: string, star: 0 | 1, items: unknown[], holes?: Hole[]];
 
 export const DONE = 0;
 export const FAILED = 1;
-export type Outcome = [typeof DONE, unknown[]] | [typeof FAILED, unknown[], ErrorInfo];
+export type Outcome = [typeof DONE, unknown[], Hole[]?] | [typeof FAILED, unknown[], ErrorInfo, Hole[]?];
+
+/** The holes of an outcome (large arrays sent after it), if any. */
+export function outcomeHoles(outcome: Outcome): Hole[] | undefined {
+  return outcome[0] === DONE ? outcome[2] : outcome[3];
+}
 
 /** An error as it crosses the process boundary. `unknownTask`: the name is not one of the module's functions. */
 export interface ErrorInfo {

@@ -8,6 +8,8 @@ import type { Connection } from "../../connection/connection.ts";
 import { parentConnection } from "../spawn.ts";
 import type { Serializer } from "../../serializers/serializer.ts";
 import type { SerializerName } from "../../serializers/index.ts";
+import { structured } from "../../serializers/structured.ts";
+import { receiveParts, sendParts, takeLarge } from "./large-arrays.ts";
 import { CUSTOM_SERIALIZER, DONE, FAILED, SERIALIZER_ENV, describeError, encodeHello, type ErrorInfo, type Outcome, type Task } from "./protocol.ts";
 
 type Tasks = Record<string, unknown>;
@@ -41,7 +43,8 @@ try {
 
 const waiting: Task[] = [];
 let running = false;
-receive();
+const largeArrays = serializerChoice === "structured";
+void receive();
 
 function chooseSerializer(module: Tasks): SerializerName | Serializer {
   if (serializerChoice !== CUSTOM_SERIALIZER) return serializerChoice as SerializerName;
@@ -54,20 +57,22 @@ function chooseSerializer(module: Tasks): SerializerName | Serializer {
   return own as Serializer;
 }
 
-function receive(): void {
-  conn.recv().then(
-    (task) => {
-      waiting.push(task as Task);
-      receive();
-      if (!running) void serve();
-    },
-    (error: unknown) => {
+/** Take tasks as they come (a task's large arrays right after it); EOF ends the process at once. */
+async function receive(): Promise<void> {
+  for (;;) {
+    let task: Task;
+    try {
+      task = (await conn.recv()) as Task;
+      if (task[3]) await receiveParts(conn as Connection<unknown>, task[2], task[3]);
+    } catch (error) {
       // EOF: the pool closed this worker, or the parent died. Either way nobody waits for results.
       if (error instanceof EOFError || error instanceof OSError) process.exit(0);
       process.stderr.write(`mpconn pool worker ${process.pid}: ${String(error)}\n`);
       process.exit(70);
-    },
-  );
+    }
+    waiting.push(task);
+    if (!running) void serve();
+  }
 }
 
 async function serve(): Promise<void> {
@@ -110,13 +115,28 @@ async function runAsync(fn: (...args: unknown[]) => unknown, star: 0 | 1, items:
 }
 
 function answer(outcome: Outcome): void {
-  conn.send(outcome).catch((error: unknown) => {
+  send(outcome).catch((error: unknown) => {
     if (error instanceof OSError) process.exit(0); // the pool is gone
     // The results could not be encoded (Python: MaybeEncodingError): the chunk fails with why.
     const info = describeError(error);
     info.message = `could not send the result: ${info.message}`;
     conn.send([FAILED, [], info]).catch(() => process.exit(0));
   });
+}
+
+/** An outcome, its large arrays beside it (encoded first, so that nothing is sent if it cannot be). */
+function send(outcome: Outcome): Promise<unknown> {
+  const large = largeArrays ? takeLarge(outcome[1], false) : null;
+  if (!large) return conn.send(outcome);
+  outcome[1] = large.items;
+  outcome.push(large.holes as never);
+  let bytes: Uint8Array;
+  try {
+    bytes = structured.dumps(outcome);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return Promise.all([conn.sendBytes(bytes), sendParts(conn as Connection<unknown>, large.parts)]);
 }
 
 function unknownTask(name: string): ErrorInfo {

@@ -1,9 +1,12 @@
 // AbortSignal: a queued task is dropped, a running one has its worker killed and replaced;
 // either way the call rejects with the signal's reason.
-import { expect, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { Pool } from "../../../src/index.ts";
 import { rejection } from "../../fixtures/assert.ts";
 import { alive, scratch, tasksModule, waitFor, type Tasks } from "../../fixtures/pool/helpers.ts";
+
+// These tests start worker processes on a possibly busy machine (the preload's default reaches only the first file).
+setDefaultTimeout(60_000);
 
 test("abort of a queued task: it never runs; the call rejects with the reason", async () => {
   const pool = new Pool<Tasks>(tasksModule, { processes: 1 });

@@ -1,8 +1,12 @@
 // Pool calls: apply, map, starmap, imap, imapUnordered — results, order, chunks, inputs,
 // serializers, large arrays.
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { Pool } from "../../../src/index.ts";
+import { rejection } from "../../fixtures/assert.ts";
 import { fixturePath, scratch, tasksModule, type Tasks } from "../../fixtures/pool/helpers.ts";
+
+// These tests start worker processes on a possibly busy machine (the preload's default reaches only the first file).
+setDefaultTimeout(60_000);
 
 const pool = new Pool<Tasks>(tasksModule, { processes: 2 });
 afterAll(async () => {
@@ -158,4 +162,43 @@ test("a Serializer object: the workers use the module's `serializer` export", as
     custom.close();
     await custom.join();
   }
+});
+
+test("map reads a sync input before it returns: changing the array afterwards changes nothing", async () => {
+  const items = [1, 2, 3];
+  const mapped = pool.map("square", items, { chunksize: 1 });
+  items.length = 0;
+  items.push(10, 20);
+  expect(await mapped).toEqual([1, 4, 9]);
+});
+
+test("large typed arrays (1 MiB and up) as arguments, map items and results: every kind, any alignment", async () => {
+  const n = (1 << 20) / 8 + 3;
+  const floats = Float64Array.from({ length: n }, (_, i) => i / 3);
+  const bigints = BigInt64Array.from({ length: n }, (_, i) => BigInt(i) * -3n);
+  const bytes = Uint8Array.from({ length: 3 << 20 }, (_, i) => i & 0xff);
+  const offsetView = new Float64Array(new ArrayBuffer(8 * n + 8), 8, n); // not at the start of its buffer
+  offsetView.set(floats);
+  const dataView = new DataView(bytes.buffer, 1, bytes.length - 1); // byte-aligned only
+  for (const value of [floats, bigints, bytes, offsetView, dataView]) {
+    const back = (await pool.apply("echo", [value])) as ArrayBufferView;
+    expect(back.constructor).toBe(value.constructor);
+    expect(back.byteLength).toBe(value.byteLength);
+    expect(Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(value.buffer, value.byteOffset, value.byteLength))).toBe(true);
+  }
+  expect(await pool.starmap("add", [[1, 2]])).toEqual([3]);
+  const sums = await pool.map("sum", [floats, offsetView, new Float64Array(4).fill(1)], { chunksize: 2 });
+  const expected = floats.reduce((a, b) => a + b, 0);
+  expect(sums).toEqual([expected, expected, 4]);
+  const pairs = await pool.starmap("echo", [[floats], [bytes]]);
+  expect((pairs[0] as Float64Array)[n - 1]).toBe((n - 1) / 3);
+  expect((pairs[1] as Uint8Array)[1000]).toBe(1000 & 0xff);
+});
+
+test("a large array beside an argument that cannot be encoded: TypeError, nothing sent, the pool goes on", async () => {
+  const floats = new Float64Array(1 << 18).fill(2);
+  const error = await rejection(pool.apply("echo", [floats, () => 1] as unknown as [unknown]));
+  expect(error).toBeInstanceOf(TypeError);
+  expect(await pool.apply("sum", [floats])).toBe(2 * (1 << 18));
+  expect(await pool.apply("square", [5])).toBe(25);
 });

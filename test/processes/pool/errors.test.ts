@@ -1,10 +1,13 @@
 // What goes wrong in a pool: a task that throws, an unknown task, a worker that dies, a module
 // that cannot load, values that cannot be sent.
-import { afterAll, expect, test } from "bun:test";
-import { Pool, ProcessError, RemoteError, WorkerExitedError } from "../../../src/index.ts";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
+import { Pipe, Pool, ProcessError, RemoteError, WorkerExitedError } from "../../../src/index.ts";
 import { START_FAILURE_LIMIT } from "../../../src/processes/pool/dispatcher.ts";
 import { rejection } from "../../fixtures/assert.ts";
 import { fixturePath, scratch, tasksModule, waitFor, type Tasks } from "../../fixtures/pool/helpers.ts";
+
+// These tests start worker processes on a possibly busy machine (the preload's default reaches only the first file).
+setDefaultTimeout(60_000);
 
 const pool = new Pool<Tasks>(tasksModule, { processes: 1 });
 afterAll(async () => {
@@ -193,6 +196,18 @@ test("arguments the serializer cannot encode: TypeError, nothing sent; results i
   const error = await rejection(pool.apply("echo", [() => 1]));
   expect(error).toBeInstanceOf(TypeError);
   expect(await pool.apply("square", [6])).toBe(36);
+  const [a, b] = Pipe();
+  const connection = await rejection(pool.map("echo", [1, { conn: a }]));
+  expect(connection).toEqual(new TypeError("a Connection cannot be an argument of a pool task"));
+  const got: unknown[] = [];
+  const imapError = await rejection((async () => {
+    for await (const value of pool.imap("echo", [1, 2, () => 3, 4], { chunksize: 1 })) got.push(value);
+  })());
+  expect(imapError).toBeInstanceOf(TypeError);
+  expect(got).toEqual([1, 2]);
+  a.close();
+  b.close();
+  expect(pool.stats().queued).toBe(0);
   const result = await rejection(pool.apply("unsendable"));
   expect(result).toBeInstanceOf(RemoteError);
   expect(result.name).toBe("TypeError");

@@ -1,9 +1,12 @@
 // imap reads its input lazily: the items read but not yet yielded stay within 4 chunks per
 // process, so an endless input runs in bounded memory, also while the consumer pauses.
-import { expect, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { Pool } from "../../../src/index.ts";
 import { READ_AHEAD } from "../../../src/processes/pool/imap.ts";
 import { tasksModule, waitFor, type Tasks } from "../../fixtures/pool/helpers.ts";
+
+// These tests start worker processes on a possibly busy machine (the preload's default reaches only the first file).
+setDefaultTimeout(60_000);
 
 /** An endless input that counts the items taken from it, and whether it was closed. */
 function endless(): { input: Generator<number>; pulled: () => number; closed: () => boolean } {

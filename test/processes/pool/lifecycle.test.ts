@@ -1,10 +1,14 @@
 // A pool's life: close, join, terminate, using / await using, stats, maxTasksPerChild, and
 // workers that go when their parent dies.
-import { expect, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
+import { availableParallelism } from "node:os";
 import { OSError, Pool } from "../../../src/index.ts";
 import { rejection } from "../../fixtures/assert.ts";
 import { bun } from "../../fixtures/run.ts";
 import { alive, fixturePath, scratch, tasksModule, waitFor, type Tasks } from "../../fixtures/pool/helpers.ts";
+
+// These tests start worker processes on a possibly busy machine (the preload's default reaches only the first file).
+setDefaultTimeout(60_000);
 
 /** The pids of a pool's workers, from a barrier every worker must reach. */
 async function workerPids(pool: Pool<Tasks>, processes: number): Promise<number[]> {
@@ -18,6 +22,18 @@ async function workerPids(pool: Pool<Tasks>, processes: number): Promise<number[
   }
 }
 
+test("workers start at once; processes defaults to the machine's available parallelism; spawn options reach them", async () => {
+  const pool = new Pool<Tasks>(tasksModule, { env: { ...process.env, POOL_TEST_VALUE: "from the parent" }, stdout: "ignore" });
+  try {
+    expect(pool.stats().processes).toBe(availableParallelism());
+    expect(await pool.apply("env", ["POOL_TEST_VALUE"])).toBe("from the parent");
+    expect(await pool.apply("env", ["MPCONN_POOL_SERIALIZER"])).toBeNull(); // the pool's own variable is not left to the user's code
+  } finally {
+    pool.close();
+    await pool.join();
+  }
+});
+
 test("close(): no new tasks; queued and running ones finish; join() resolves with no worker alive", async () => {
   const pool = new Pool<Tasks>(tasksModule, { processes: 2 });
   const pids = await workerPids(pool, 2);
@@ -30,6 +46,7 @@ test("close(): no new tasks; queued and running ones finish; join() resolves wit
     const late = await rejection(pool.apply("square", [1]));
     expect(late).toBeInstanceOf(OSError);
     expect(late.message).toBe("pool is closed");
+    expect((late as OSError).code).toBe("POOL_CLOSED");
     expect(await rejection(pool.map("square", [1]))).toBeInstanceOf(OSError);
     expect(() => pool.imap("square", [1])).toThrow("pool is closed");
     expect(pool.stats()).toMatchObject({ processes: 2, busy: 2, queued: 3 });
@@ -60,6 +77,7 @@ test("join() before close() or terminate() rejects: the pool is still running", 
   const error = await rejection(pool.join());
   expect(error).toBeInstanceOf(OSError);
   expect(error.message).toBe("pool is still running");
+  expect((error as OSError).code).toBe("POOL_RUNNING");
   pool.terminate();
   await pool.join();
 });
@@ -80,6 +98,7 @@ test("terminate(): workers are killed; queued and running tasks reject with OSEr
       const error = await rejection(call);
       expect(error).toBeInstanceOf(OSError);
       expect(error.message).toBe("pool is terminated");
+      expect((error as OSError).code).toBe("POOL_TERMINATED");
     }
     expect(await iterator.next()).toEqual({ done: true, value: undefined });
     expect((await rejection(pool.apply("square", [1]))).message).toBe("pool is closed");
