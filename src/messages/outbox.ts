@@ -27,6 +27,8 @@ class Pending {
     readonly end: number,
     /** The bytes came from the spill pool and go back to it once written. */
     readonly spilled = false,
+    /** A control frame (see Outbox.control): later ones queue behind it. */
+    readonly control = false,
   ) {}
   get data(): Uint8Array {
     return this.source instanceof Uint8Array ? this.source : this.source.view();
@@ -101,8 +103,10 @@ export class Outbox {
    */
   control(frame: Uint8Array): void {
     if (this.error) return;
-    if (this.queue.length === this.head) this.writeOwned(frame);
-    else this.enqueue(new Pending(frame, 0, frame.byteLength), this.head + 1);
+    if (this.queue.length === this.head) return this.writeOwned(frame);
+    let at = this.head + 1;
+    while (at < this.queue.length && this.queue[at]!.control) at++;
+    this.enqueue(new Pending(frame, 0, frame.byteLength, false, true), at);
   }
 
   private writeOwned(frame: Uint8Array): void {
