@@ -9,6 +9,8 @@
 import {
   consumed,
   declared,
+  decodeGuessed,
+  decodeHeaders,
   decodeWindow,
   entries,
   eofKind,
@@ -31,8 +33,9 @@ const ERROR = 4;
 const SLICE_MAX = 1 << 24;
 /** Copy window while frames are small: many headers per wasm call. */
 const WIDE = 64 * 1024;
-/** Copy window once frames are large: just a header; bodies are measured, never copied in. */
-const NARROW = 16;
+/** Places guessed at first, and at most (the entry table's size). */
+const GUESS_MIN = 16;
+const GUESS_MAX = 8192;
 /** Average frame size above which copying bodies into wasm costs more than a call per frame. */
 const LARGE_FRAME = 1024;
 
@@ -140,7 +143,12 @@ export class FrameDecoder {
   /** Inside decode(): dispose() then only stops the loop, which releases the state on its way out. */
   private busy = false;
   private disposed = false;
-  private window = WIDE;
+  /** Frames are large: decode header by header (decodeHeaders) rather than window by window. */
+  private sparse = false;
+  /** Header and body size of the recent frames when they keep one size (guessing pays), else 0. */
+  private stride = 0;
+  /** How many places the next decodeGuessed() copies: doubles while the guesses hold. */
+  private guesses = GUESS_MIN;
 
   private readonly lazy: boolean;
 
@@ -228,9 +236,8 @@ export class FrameDecoder {
 
   /** Decode a window of the chunk at `start` and report its entries; returns bytes consumed. */
   private slice(chunk: Uint8Array, start: number, total: number): number {
-    const avail = Math.min(total, this.window, WINDOW_MAX);
-    const n = decodeWindow(this.state, chunk, start, avail, total);
-    const used = consumed();
+    const n = this.decodeSome(chunk, start, total);
+    const used = consumed(this.state);
     const sink = this.sink;
     // Whole frames come first, usually all of them: hand those over as one copy of the
     // table (a FRAME entry's first word is its offset), then take the rest one by one.
@@ -239,6 +246,17 @@ export class FrameDecoder {
     if (this.lazy) {
       while (i < n && table[2 * i]! >>> 24 === FRAME) i++;
       if (i > 0 && sink.frames!(chunk, start, table.slice(0, 2 * i)) === false) this.stopped = true;
+    } else {
+      // The same run of whole frames, one view each, in a loop that does nothing else.
+      for (; i < n; i++) {
+        const head = table[2 * i]!;
+        if (head >>> 24 !== FRAME) break;
+        const offset = start + head;
+        const refused = sink.frame(chunk.subarray(offset, offset + table[2 * i + 1]!)) === false;
+        if (refused) this.stopped = true;
+        if (this.stopped) return used;
+        if (table.byteLength === 0) table = entries;
+      }
     }
     // Every sink call may stop the loop (the sink refused the stream, or its owner disposed us).
     for (; i < n && !this.stopped; i++) {
@@ -265,9 +283,33 @@ export class FrameDecoder {
         return total;
       }
     }
-    // Large frames: copy only a header's worth next time; small ones: many at once.
-    this.window = n > 0 && used >= n * LARGE_FRAME ? NARROW : WIDE;
+    // Large frames: copy only headers next time; small ones: whole windows.
+    this.sparse = n > 0 && used >= n * LARGE_FRAME;
     return used;
+  }
+
+  /**
+   * One wasm pass over the slice, the cheapest that fits the frames seen so far: frames of one
+   * size are decoded from their guessed headers alone (decodeGuessed, checked by the codec);
+   * otherwise small frames a window at a time, bodies and all (decodeWindow), and large ones
+   * header by header (decodeHeaders). Returns the number of entries.
+   */
+  private decodeSome(chunk: Uint8Array, start: number, total: number): number {
+    const state = this.state;
+    const stride = this.stride;
+    if (stride > 0) {
+      const count = Math.min(this.guesses, GUESS_MAX, Math.ceil(total / stride));
+      const n = decodeGuessed(state, chunk, start, total, stride, count);
+      this.guesses = n === count ? this.guesses * 2 : GUESS_MIN;
+      if (n > 0) return n;
+    }
+    const n = this.sparse ? decodeHeaders(state, chunk, start, total) : decodeWindow(state, chunk, start, Math.min(total, WIDE, WINDOW_MAX), total);
+    // Learn the frames' size: guessing pays when the first and last whole frames agree.
+    const table = entries;
+    let last = n - 1;
+    while (last >= 0 && table[2 * last]! >>> 24 !== FRAME) last--;
+    if (last >= 0) this.stride = table[1] === table[2 * last + 1] && table[0]! >>> 24 === FRAME ? table[1]! + 4 : 0;
+    return n;
   }
 
   private complete(): void {
