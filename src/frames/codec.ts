@@ -96,20 +96,22 @@ export function decodeWindow(state: number, chunk: Uint8Array, start: number, av
 export function decodeHeaders(state: number, chunk: Uint8Array, start: number, total: number): number {
   const memory = u8;
   const words = u32;
-  const bytes = new DataView(chunk.buffer, chunk.byteOffset + start, total);
   let n = 0;
   let at = 0;
   let wide = false;
   for (;;) {
-    // Usually a 4-byte header: its bytes move as one word (a copy, read in no byte order);
+    // Usually a 4-byte header: its bytes move as one word (copied as they are, not parsed: typed
+    // arrays and wasm memory are both little-endian on every platform Bun runs on);
     // the 12-byte form, a header cut by the chunk's end, or a window decode() asked to widen,
     // byte by byte.
     const rest = total - at;
     let avail = 4;
-    if (rest >= 4 && !wide) words[INPUT >>> 2] = bytes.getUint32(at, true);
-    else {
+    const from = start + at;
+    if (rest >= 4 && !wide) {
+      words[INPUT >>> 2] = chunk[from]! | (chunk[from + 1]! << 8) | (chunk[from + 2]! << 16) | (chunk[from + 3]! << 24);
+    } else {
       avail = rest < HEADER_MAX ? rest : HEADER_MAX;
-      for (let i = 0; i < avail; i++) memory[INPUT + i] = bytes.getUint8(at + i);
+      for (let i = 0; i < avail; i++) memory[INPUT + i] = chunk[from + i]!;
     }
     const found = wasm.decode(state, INPUT, avail, rest, TABLE + n * ENTRY_SIZE, TABLE_ENTRIES - n, at);
     const next = words[(state >>> 2) + 10]!;
@@ -134,10 +136,13 @@ export function decodeHeaders(state: number, chunk: Uint8Array, start: number, t
  */
 export function decodeGuessed(state: number, chunk: Uint8Array, start: number, total: number, stride: number, count: number): number {
   const words = u32;
-  const bytes = new DataView(chunk.buffer, chunk.byteOffset + start, total);
   const heads = INPUT >>> 2;
+  const end = start + total;
   let k = 0;
-  for (let at = 0; k < count && at + 4 <= total; k++, at += stride) words[heads + k] = bytes.getUint32(at, true);
+  // Byte reads, not a DataView: a view of the chunk would make Bun materialize its ArrayBuffer.
+  for (let at = start; k < count && at + 4 <= end; k++, at += stride) {
+    words[heads + k] = chunk[at]! | (chunk[at + 1]! << 8) | (chunk[at + 2]! << 16) | (chunk[at + 3]! << 24);
+  }
   return wasm.decodeGuessed(state, INPUT, k, stride, total, TABLE, TABLE_ENTRIES, 0);
 }
 

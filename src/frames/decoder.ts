@@ -48,10 +48,11 @@ export interface FrameSink {
   /** A complete message body. */
   frame(body: Uint8Array): boolean | void;
   /**
-   * Several whole messages at once: bodies at (base + table[2i], table[2i + 1]) of `buffer`.
-   * Lets a sink queue a chunk's messages as the codec's own table, making no view per message.
+   * `count` whole messages at once: bodies at (base + table[2i], table[2i + 1]) of `buffer`.
+   * Lets a sink queue a chunk's messages as a copy of the codec's table, making no view per
+   * message. `table` is the codec's own: valid during the call only.
    */
-  frames?(buffer: Uint8Array, base: number, table: Uint32Array): boolean | void;
+  frames?(buffer: Uint8Array, base: number, table: Uint32Array, count: number): boolean | void;
   /** A frame of `length` bytes started arriving (its body is not complete yet). */
   begin(length: number): boolean | void;
   /**
@@ -239,13 +240,13 @@ export class FrameDecoder {
     const n = this.decodeSome(chunk, start, total);
     const used = consumed(this.state);
     const sink = this.sink;
-    // Whole frames come first, usually all of them: hand those over as one copy of the
-    // table (a FRAME entry's first word is its offset), then take the rest one by one.
+    // Whole frames come first, usually all of them: hand those over as the table itself (a
+    // FRAME entry's first word is its offset), then take the rest one by one.
     let i = 0;
     let table = entries;
     if (this.lazy) {
       while (i < n && table[2 * i]! >>> 24 === FRAME) i++;
-      if (i > 0 && sink.frames!(chunk, start, table.slice(0, 2 * i)) === false) this.stopped = true;
+      if (i > 0 && sink.frames!(chunk, start, table, i) === false) this.stopped = true;
     } else {
       // The same run of whole frames, one view each, in a loop that does nothing else.
       for (; i < n; i++) {
