@@ -73,12 +73,13 @@ async function main(): Promise<void> {
   const items = tinyInput(spec);
   const tinyMs = await timeReps(spec.tiny, async () => checkTiny(await pool.map("square", items, spec.tiny.chunksize), items.length));
   const spins = Array.from({ length: spec.cpu.count }, () => spec.cpu.ms);
-  const cpuMs = await timeReps(spec.cpu, () => pool.map("spin", spins, spec.cpu.chunksize));
+  const cpuWorkMs: number[] = [];
+  const cpuMs = await timeReps(spec.cpu, () => pool.map("spin", spins, spec.cpu.chunksize), cpuWorkMs);
   const big = bigInput(spec);
   const bigMs = await timeReps(spec.big, async () => {
     const [n] = await pool.map("length", [big], 1);
     if (n !== big.length) throw new Error("pool bench: wrong length");
   });
   await pool.close();
-  emitPool({ tinyMs, cpuMs, bigMs });
+  emitPool({ tinyMs, cpuMs, cpuWorkMs, bigMs });
 }

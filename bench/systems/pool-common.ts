@@ -17,6 +17,8 @@ export interface PoolSpec {
 export interface PoolTimes {
   tinyMs?: number[];
   cpuMs?: number[];
+  /** The work each CPU-bound repetition did: the sum of its tasks' own durations (ms). */
+  cpuWorkMs?: number[];
   bigMs?: number[];
   /** mpconn only: the same 16 MiB as sendBytes to a child that answers with the length. */
   bigBytesMs?: number[];
@@ -42,14 +44,18 @@ export function bigInput(spec: PoolSpec): Float64Array {
   return values;
 }
 
-/** `reps` timed runs of `run` (ms each), after `warmup` untimed ones (the JIT's turn). */
-export async function timeReps({ reps, warmup }: { reps: number; warmup: number }, run: () => Promise<unknown>): Promise<number[]> {
+/**
+ * `reps` timed runs of `run` (ms each), after `warmup` untimed ones (the JIT's turn). `work`, if
+ * given, gets the sum of each timed run's results (the CPU-bound tasks return their durations).
+ */
+export async function timeReps({ reps, warmup }: { reps: number; warmup: number }, run: () => Promise<unknown>, work?: number[]): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await run();
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    await run();
+    const result = await run();
     times.push(performance.now() - t0);
+    if (work) work.push((result as number[]).reduce((a, b) => a + b, 0));
   }
   return times;
 }

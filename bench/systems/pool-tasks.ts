@@ -7,14 +7,15 @@ export function square(x: number): number {
 }
 
 /**
- * A CPU-bound task: spins for `ms` milliseconds of wall time, so the ideal time of N of them on
- * P processes is exactly N × ms / P whatever else the machine does.
+ * A CPU-bound task: spins for `ms` milliseconds of wall time and returns how long it really took
+ * (longer when the machine took the core away as it ended), so that the ideal time of a map, the
+ * work done divided by the processes, is known exactly.
  */
 export function spin(ms: number): number {
-  const end = performance.now() + ms;
-  let turns = 0;
-  while (performance.now() < end) turns++;
-  return turns;
+  const start = performance.now();
+  const end = start + ms;
+  while (performance.now() < end);
+  return performance.now() - start;
 }
 
 /** A large argument: only its length comes back, so the transfer is what is measured. */

@@ -15,25 +15,27 @@ def square(x):
 
 
 def spin(ms):
-    end = time.perf_counter() + ms / 1000
-    turns = 0
+    start = time.perf_counter()
+    end = start + ms / 1000
     while time.perf_counter() < end:
-        turns += 1
-    return turns
+        pass
+    return (time.perf_counter() - start) * 1000
 
 
 def length(values):
     return len(values)
 
 
-def time_reps(spec, run):
+def time_reps(spec, run, work=None):
     for _ in range(spec["warmup"]):
         run()
     times = []
     for _ in range(spec["reps"]):
         t0 = time.perf_counter()
-        run()
+        result = run()
         times.append((time.perf_counter() - t0) * 1000)
+        if work is not None:
+            work.append(sum(result))
     return times
 
 
@@ -51,9 +53,11 @@ def main():
         def run_big():
             assert pool.apply(length, (values,)) == len(values)
 
+        cpu_work = []
         out = {
             "tinyMs": time_reps(tiny, run_tiny),
-            "cpuMs": time_reps(cpu, lambda: pool.map(spin, spins, chunksize=cpu["chunksize"])),
+            "cpuMs": time_reps(cpu, lambda: pool.map(spin, spins, chunksize=cpu["chunksize"]), cpu_work),
+            "cpuWorkMs": cpu_work,
             "bigMs": time_reps(big, run_big),
         }
     os.write(1, ("@@pool " + json.dumps(out) + "\n").encode())

@@ -82,7 +82,7 @@ function newProject(name: string): string {
   const dir = join(work, name);
   mkdirSync(dir);
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name, private: true, type: "module" }, null, 2));
-  for (const file of ["app.ts", "types.ts", "tsconfig.bun-init.json", "tsconfig.nodenext.json", "tsconfig.strict.json"]) {
+  for (const file of ["app.ts", "pool.ts", "tasks.ts", "types.ts", "tsconfig.bun-init.json", "tsconfig.nodenext.json", "tsconfig.strict.json"]) {
     copyFileSync(join(PROJECT, file), join(dir, file));
   }
   return dir;
@@ -137,6 +137,10 @@ describe("installed with npm", () => {
     expect(run([BUN, "app.ts"], dir).trim().split("\n")).toEqual(APP_OUTPUT);
   }, STEP);
 
+  test("a Pool runs its workers from the package's own worker entry", () => {
+    expect(run([BUN, "pool.ts"], dir).trim()).toBe("pool: 1 4 9 16");
+  }, STEP);
+
   test("under Node.js, importing it says to use Bun", async () => {
     // Every runtime name of the entry point must be in src/not-bun.ts, or Node fails first with a
     // SyntaxError about that name: the list below is what to add there.
@@ -154,8 +158,7 @@ describe("installed with npm", () => {
       mkdirSync(configs);
       // Each compiler's own `--init`, in a directory of its own (the config covers its directory).
       run([tsc, "--init"], configs);
-      copyFileSync(join(dir, "app.ts"), join(configs, "app.ts"));
-      copyFileSync(join(dir, "types.ts"), join(configs, "types.ts"));
+      for (const file of ["app.ts", "pool.ts", "tasks.ts", "types.ts"]) copyFileSync(join(dir, file), join(configs, file));
       const projects = [join(configs, "tsconfig.json"), "tsconfig.bun-init.json", "tsconfig.nodenext.json", "tsconfig.strict.json"];
       await Promise.all(projects.map((project) => runAsync([tsc, "--noEmit", "-p", project], dir)));
     }, STEP);
@@ -179,6 +182,10 @@ describe("installed with bun add", () => {
 
   test("a program using Pipe, spawn and a Listener runs", () => {
     expect(run([BUN, "app.ts"], dir).trim().split("\n")).toEqual(APP_OUTPUT);
+  }, STEP);
+
+  test("a Pool runs its workers from the package's own worker entry", () => {
+    expect(run([BUN, "pool.ts"], dir).trim()).toBe("pool: 1 4 9 16");
   }, STEP);
 
   test("`bun build --compile` makes a binary that runs from another directory", () => {

@@ -192,9 +192,9 @@ export class Dispatcher implements Scheduler, WorkerEvents {
 
     const giveUp = startFailed && this.startFailures >= START_FAILURE_LIMIT;
     if (this.needsWorkers() && !giveUp && this.workers.size < this.processes) {
-      this.restarts++;
       try {
         this.startWorker();
+        this.restarts++;
       } catch (spawnError) {
         // Could not even start a process (out of processes, memory): as a worker that failed to start.
         this.startFailures++;
