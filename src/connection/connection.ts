@@ -7,6 +7,7 @@ import { fstatSync } from "node:fs";
 import { BufferTooShort, EOFError, OSError } from "../errors.ts";
 import { unexpectedChallenge } from "../endpoints/handshake.ts";
 import { FrameDecoder } from "../frames/decoder.ts";
+import { messageBuffer } from "../lane/buffers.ts";
 import { Inbox, type Receiver } from "../messages/inbox.ts";
 import { Outbox, RESOLVED } from "../messages/outbox.ts";
 import { openDescriptor, type LinkedSocket, type SocketLink } from "../socket/transport.ts";
@@ -58,7 +59,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
       (paused) => (paused ? this.socket?.pause() : this.socket?.resume()),
       () => this.stopReading(),
     );
-    this.decoder = new FrameDecoder(this.inbox);
+    // Large bodies land in warm pooled memory where there is a pool (src/lane/buffers.ts).
+    this.decoder = new FrameDecoder(this.inbox, messageBuffer);
     this.objects = new ObjectCodec(this.serializer, this.carrier());
   }
 

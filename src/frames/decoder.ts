@@ -87,8 +87,9 @@ class Assembly {
   constructor(
     readonly length: number,
     target: Uint8Array | undefined,
+    private readonly allocate: Allocate,
   ) {
-    this.body = target ?? (length <= EAGER_MAX ? new Uint8Array(length) : null);
+    this.body = target ?? (length <= EAGER_MAX ? allocate(length) : null);
     if (this.body === null) this.parts = [];
   }
 
@@ -103,7 +104,7 @@ class Assembly {
   }
 
   finish(): Uint8Array {
-    if (this.parts !== null) this.join(new Uint8Array(this.length));
+    if (this.parts !== null) this.join(this.allocate(this.length));
     return this.body!;
   }
 
@@ -115,7 +116,7 @@ class Assembly {
   /** Enough arrived: move the pieces into the final buffer, and copy the rest straight there. */
   private settle(): void {
     try {
-      this.join(new Uint8Array(this.length));
+      this.join(this.allocate(this.length));
     } catch {
       // Refused (a claim past what memory allows): keep the pieces; finish() joins them, or fails.
     }
@@ -131,6 +132,14 @@ class Assembly {
     this.body = body;
   }
 }
+
+/**
+ * Where a body received across chunks is put: a buffer of `size` bytes that the decoder fills
+ * entirely before handing it on (its previous contents do not matter). May throw when memory
+ * is refused. The connection passes warm pooled memory for large bodies; the default is fresh.
+ */
+export type Allocate = (size: number) => Uint8Array;
+const fresh: Allocate = (size) => new Uint8Array(size);
 
 /** Chunks pushed while another decoder is reporting frames wait here (the table is shared). */
 const deferred: Array<[FrameDecoder, Uint8Array]> = [];
@@ -153,7 +162,10 @@ export class FrameDecoder {
 
   private readonly lazy: boolean;
 
-  constructor(private readonly sink: FrameSink) {
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly allocate: Allocate = fresh,
+  ) {
     this.lazy = typeof sink.frames === "function";
   }
 
@@ -272,7 +284,7 @@ export class FrameDecoder {
       } else if (kind === BEGIN) {
         const size = declared(this.state);
         if (sink.begin(size) === false) this.stopped = true;
-        else this.assembly = new Assembly(size, sink.destination?.(size));
+        else this.assembly = new Assembly(size, sink.destination?.(size), this.allocate);
       } else if (kind === PART) {
         this.assembly!.append(chunk, offset, offset + length);
       } else if (kind === END) {
