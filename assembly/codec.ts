@@ -16,12 +16,14 @@
 //   +8  u8[12] header  the header bytes themselves
 //   +24 u64 remaining  body bytes still to come (phase 2)
 //   +32 u64 length     declared body length of the current frame
+//   +40 u32 consumed   bytes of the chunk the last decode() consumed, counted from its `origin`
+//                      (JavaScript reads it from memory: no call)
 //
 // decode() reports what one chunk holds as a table of 8-byte entries:
 //   +0 u32 kind << 24 | offset (into the chunk; chunks are at most 16 MiB)
 //   +4 u32 length (for BEGIN: min(length, 0xffffffff); declared() has the exact value)
 
-export const STATE_SIZE: u32 = 40;
+export const STATE_SIZE: u32 = 48;
 export const ENTRY_SIZE: u32 = 8;
 
 /** A whole frame: the body is [offset, offset + length) of this chunk. */
@@ -42,13 +44,6 @@ const PHASE_LENGTH: u32 = 1;
 const PHASE_BODY: u32 = 2;
 // JavaScript sees lengths as f64; anything larger cannot be a real message.
 const MAX_LENGTH: u64 = 9007199254740991;
-
-let consumedBytes: u32 = 0;
-
-/** Bytes of the chunk the last decode() consumed: where the next call must start. */
-export function consumed(): u32 {
-  return consumedBytes;
-}
 
 export function reset(state: usize): void {
   memory.fill(state, 0, STATE_SIZE);
@@ -106,10 +101,12 @@ export function eofKind(state: usize): u32 {
  * Decode a chunk of `total` bytes of which only the first `avail` were copied to `src`:
  * headers must lie in the copied window, bodies need not (a body is only measured, never
  * read, so JavaScript copies just the bytes around headers when frames are large).
- * Writes at most `maxEntries` entries at `table` and returns their count; consumed()
- * tells where in the chunk it stopped. Stops after an ERROR.
+ * Writes at most `maxEntries` entries at `table` and returns their count; entry offsets
+ * count from `origin` (where `src` lies in JavaScript's slice of the chunk, so that several
+ * calls can fill one table), and so does the consumed count left in the state (+40), which
+ * tells where the next call must start. Stops after an ERROR.
  */
-export function decode(state: usize, src: usize, avail: u32, total: u32, table: usize, maxEntries: u32): u32 {
+export function decode(state: usize, src: usize, avail: u32, total: u32, table: usize, maxEntries: u32, origin: u32): u32 {
   let phase = load<u32>(state);
   let have = load<u32>(state, 4);
   let left = load<u64>(state, 24);
@@ -120,12 +117,12 @@ export function decode(state: usize, src: usize, avail: u32, total: u32, table: 
     if (phase == PHASE_BODY) {
       const rest = total - at;
       if (<u64>rest < left) {
-        entry(table, n++, PART, at, rest);
+        entry(table, n++, PART, at + origin, rest);
         left -= <u64>rest;
         at = total;
         break;
       }
-      entry(table, n++, END, at, <u32>left);
+      entry(table, n++, END, at + origin, <u32>left);
       at += <u32>left;
       left = 0;
       phase = PHASE_HEADER;
@@ -142,11 +139,11 @@ export function decode(state: usize, src: usize, avail: u32, total: u32, table: 
         if (size >= 0) {
           const body = at + 4;
           if (<u32>size <= total - body) {
-            entry(table, n++, FRAME, body, <u32>size);
+            entry(table, n++, FRAME, body + origin, <u32>size);
             at = body + <u32>size;
             continue;
           }
-          entry(table, n++, BEGIN, body, <u32>size);
+          entry(table, n++, BEGIN, body + origin, <u32>size);
           store<u64>(state, <u64>size, 32);
           left = <u64>size;
           at = body;
@@ -154,7 +151,7 @@ export function decode(state: usize, src: usize, avail: u32, total: u32, table: 
           continue;
         }
         if (size != -1) {
-          entry(table, n++, ERROR, at, <u32>size);
+          entry(table, n++, ERROR, at + origin, <u32>size);
           break;
         }
         // -1: an 8-byte length follows, gathered below; it too must be in the window.
@@ -177,7 +174,7 @@ export function decode(state: usize, src: usize, avail: u32, total: u32, table: 
         continue;
       }
       if (short < 0) {
-        entry(table, n++, ERROR, 0, <u32>short);
+        entry(table, n++, ERROR, origin, <u32>short);
         have = 0;
         break;
       }
@@ -186,18 +183,18 @@ export function decode(state: usize, src: usize, avail: u32, total: u32, table: 
       size = bswap<u64>(load<u64>(state + 12));
       if (size > MAX_LENGTH) {
         store<u64>(state, size, 32);
-        entry(table, n++, ERROR_LONG, 0, 0);
+        entry(table, n++, ERROR_LONG, origin, 0);
         have = 0;
         break;
       }
     }
     have = 0;
     if (<u64>(total - at) >= size) {
-      entry(table, n++, FRAME, at, <u32>size);
+      entry(table, n++, FRAME, at + origin, <u32>size);
       at += <u32>size;
       phase = PHASE_HEADER;
     } else {
-      entry(table, n++, BEGIN, at, clampU32(size));
+      entry(table, n++, BEGIN, at + origin, clampU32(size));
       store<u64>(state, size, 32);
       left = size;
       phase = PHASE_BODY;
@@ -206,7 +203,35 @@ export function decode(state: usize, src: usize, avail: u32, total: u32, table: 
   store<u32>(state, phase);
   store<u32>(state, have, 4);
   store<u64>(state, left, 24);
-  consumedBytes = at;
+  store<u32>(state, at + origin, 40);
+  return n;
+}
+
+/**
+ * Whole frames at guessed places, when frames keep one size: JavaScript copied the 4 bytes at
+ * each of `count` positions `stride` apart (the first at `origin`, where the chunk's unread
+ * part starts) as u32 words at `heads`, without reading them. Each guess is checked before it
+ * is used: it must lie where the frame before it ends, hold a plain 4-byte length, and its
+ * body must end inside the `total` bytes. The first guess that fails stops the call (decode()
+ * then takes over from there). Bodies never enter this memory. Entries and the consumed count
+ * as for decode(); only between frames (no header bytes gathered), else nothing is done.
+ */
+export function decodeGuessed(state: usize, heads: usize, count: u32, stride: u32, total: u32, table: usize, maxEntries: u32, origin: u32): u32 {
+  let at: u32 = 0;
+  let n: u32 = 0;
+  if (load<u32>(state) == PHASE_HEADER && load<u32>(state, 4) == 0) {
+    let guess: u32 = 0;
+    for (let k: u32 = 0; k < count && n < maxEntries; k++) {
+      if (at != guess || total - at < 4) break;
+      const size = <i32>bswap<u32>(load<u32>(heads + (<usize>k << 2)));
+      const body = at + 4;
+      if (size < 0 || <u32>size > total - body) break;
+      entry(table, n++, FRAME, body + origin, <u32>size);
+      at = body + <u32>size;
+      guess += stride;
+    }
+  }
+  store<u32>(state, at + origin, 40);
   return n;
 }
 

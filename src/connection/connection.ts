@@ -7,6 +7,7 @@ import { fstatSync } from "node:fs";
 import { BufferTooShort, EOFError, OSError } from "../errors.ts";
 import { unexpectedChallenge } from "../endpoints/handshake.ts";
 import { FrameDecoder } from "../frames/decoder.ts";
+import { messageBuffer } from "../lane/buffers.ts";
 import { Inbox, type Receiver } from "../messages/inbox.ts";
 import { Outbox, RESOLVED } from "../messages/outbox.ts";
 import { openDescriptor, type LinkedSocket, type SocketLink } from "../socket/transport.ts";
@@ -67,7 +68,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
       (paused) => (paused ? this.socket?.pause() : this.socket?.resume()),
       () => this.stopReading(),
     );
-    this.decoder = new FrameDecoder(this.inbox);
+    // Large bodies land in warm pooled memory where there is a pool (src/lane/buffers.ts).
+    this.decoder = new FrameDecoder(this.inbox, messageBuffer);
     this.objects = new ObjectCodec(this.serializer, this.carrier());
   }
 
@@ -286,15 +288,43 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     };
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    while (true) {
-      try {
-        yield await this.recv();
-      } catch (error) {
-        if (error instanceof EOFError && this.inbox.atEof) return;
-        throw error;
-      }
-    }
+  /**
+   * `for await`: each step is one receive. Not an async generator: a generator costs several
+   * promises per message (its own next(), the await, the yield); a queued message here costs
+   * one. Ends at a clean EOF; any other error is thrown.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    let finished = false;
+    const end: IteratorReturnResult<undefined> = { value: undefined, done: true };
+    const ended = (error: unknown): IteratorResult<T> => {
+      finished = true;
+      if (error instanceof EOFError && this.inbox.atEof) return end;
+      throw error;
+    };
+    const step = (value: T): IteratorResult<T> => ({ value, done: false });
+    return {
+      next: (): Promise<IteratorResult<T>> => {
+        if (finished) return Promise.resolve(end);
+        if (!this.isClosed && this.canRead) {
+          const body = this.inbox.takeNow(Infinity);
+          if (body !== undefined) {
+            try {
+              const value = this.loads(body);
+              if (!(value instanceof Promise)) return Promise.resolve(step(value));
+              return value.then(step, ended);
+            } catch (error) {
+              finished = true;
+              return Promise.reject(error);
+            }
+          }
+        }
+        return this.recv().then(step, ended);
+      },
+      return: (): Promise<IteratorResult<T>> => {
+        finished = true;
+        return Promise.resolve(end);
+      },
+    };
   }
 
   // ---- closing ----------------------------------------------------------------------
@@ -396,12 +426,12 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     let link!: LaneLink;
     this.decoder = new FrameDecoder({
       frame: (body) => link.frame(body),
-      frames: (buffer, base, table) => link.frames(buffer, base, table),
+      frames: (buffer, base, table, count) => link.frames(buffer, base, table, count),
       begin: (length) => link.begin(length),
       destination: (length) => link.destination(length),
       invalid: (length) => link.invalid(length),
       settle: () => link.settle(),
-    });
+    }, messageBuffer);
     this.decoder.notices = (body) => link.notice(body);
     link = new LaneLink(this.inbox, () => this.outbox ?? this.openOutbox(), start);
     this.lane = link;

@@ -135,9 +135,9 @@ export class LaneLink implements FrameSink {
     return true;
   }
 
-  frames(buffer: Uint8Array, base: number, table: Uint32Array): boolean {
-    if (!this.holding) return this.inbox.frames(buffer, base, table);
-    for (let i = 0; i < table.length; i += 2) {
+  frames(buffer: Uint8Array, base: number, table: Uint32Array, count: number): boolean {
+    if (!this.holding) return this.inbox.frames(buffer, base, table, count);
+    for (let i = 0; i < 2 * count; i += 2) {
       const at = base + table[i]!;
       this.held.push(buffer.subarray(at, at + table[i + 1]!));
     }

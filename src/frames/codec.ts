@@ -17,13 +17,13 @@ interface CodecExports {
   memory: WebAssembly.Memory;
   STATE_SIZE: WebAssembly.Global;
   ENTRY_SIZE: WebAssembly.Global;
-  consumed(): number;
   reset(state: number): void;
   remaining(state: number): number;
   skipBody(state: number, n: number): number;
   eofKind(state: number): number;
   declared(state: number): number;
-  decode(state: number, src: number, avail: number, total: number, table: number, maxEntries: number): number;
+  decode(state: number, src: number, avail: number, total: number, table: number, maxEntries: number, origin: number): number;
+  decodeGuessed(state: number, heads: number, count: number, stride: number, total: number, table: number, maxEntries: number, origin: number): number;
   encodeBatch(lengths: number, n: number, dst: number): number;
   encodeHeader(dst: number, size: number): number;
 }
@@ -73,6 +73,9 @@ function grow(pages: number): number {
 
 /** The longest window of a chunk one decode() call looks at. */
 export const WINDOW_MAX = INPUT_SIZE;
+/** The longest header: the 4-byte -1 marker and an 8-byte length. */
+const HEADER_MAX = 12;
+const FRAME = 0;
 
 /**
  * Copy chunk[start, start + avail) into the input region and decode it as the first `avail`
@@ -80,13 +83,71 @@ export const WINDOW_MAX = INPUT_SIZE;
  * entries written to `entries`; consumed() says how far into the chunk it got.
  */
 export function decodeWindow(state: number, chunk: Uint8Array, start: number, avail: number, total: number): number {
-  // A header's worth byte by byte, to allocate no view for it.
-  if (avail <= 16) for (let i = 0; i < avail; i++) u8[INPUT + i] = chunk[start + i]!;
-  else u8.set(start === 0 && avail === chunk.byteLength ? chunk : chunk.subarray(start, start + avail), INPUT);
-  return wasm.decode(state, INPUT, avail, total, TABLE, TABLE_ENTRIES);
+  u8.set(start === 0 && avail === chunk.byteLength ? chunk : chunk.subarray(start, start + avail), INPUT);
+  return wasm.decode(state, INPUT, avail, total, TABLE, TABLE_ENTRIES, 0);
 }
 
-export const consumed = (): number => wasm.consumed();
+/**
+ * Decode `total` bytes of a chunk from `start` when its frames are large: only each header's
+ * bytes are copied in, one decode() call per frame, and the entries of every call go into
+ * one table, so the caller handles them as one batch. Stops at the first entry that is not a
+ * whole frame, or when the table is full. Returns the number of entries; consumed() as above.
+ */
+export function decodeHeaders(state: number, chunk: Uint8Array, start: number, total: number): number {
+  const memory = u8;
+  const words = u32;
+  let n = 0;
+  let at = 0;
+  let wide = false;
+  for (;;) {
+    // Usually a 4-byte header: its bytes move as one word (copied as they are, not parsed: typed
+    // arrays and wasm memory are both little-endian on every platform Bun runs on);
+    // the 12-byte form, a header cut by the chunk's end, or a window decode() asked to widen,
+    // byte by byte.
+    const rest = total - at;
+    let avail = 4;
+    const from = start + at;
+    if (rest >= 4 && !wide) {
+      words[INPUT >>> 2] = chunk[from]! | (chunk[from + 1]! << 8) | (chunk[from + 2]! << 16) | (chunk[from + 3]! << 24);
+    } else {
+      avail = rest < HEADER_MAX ? rest : HEADER_MAX;
+      for (let i = 0; i < avail; i++) memory[INPUT + i] = chunk[from + i]!;
+    }
+    const found = wasm.decode(state, INPUT, avail, rest, TABLE + n * ENTRY_SIZE, TABLE_ENTRIES - n, at);
+    const next = words[(state >>> 2) + 10]!;
+    // Nothing found and nothing consumed: the header is longer than the window (-1 + 8 bytes).
+    wide = found === 0 && next === at && avail < rest;
+    if (wide) continue;
+    n += found;
+    at = next;
+    // Go on past a whole frame only: anything else (a long body begun, an error, a header cut
+    // by the chunk's end) ends the batch, and the caller handles it.
+    if (found === 0 || at >= total || n + 2 > TABLE_ENTRIES) return n;
+    if (words[(TABLE >>> 2) + 2 * (n - 1)]! >>> 24 !== FRAME) return n;
+  }
+}
+
+/**
+ * Decode `total` bytes of a chunk from `start` when frames keep one size (`stride` bytes with
+ * their header): the 4 bytes at each of `count` places `stride` apart are copied in, as they
+ * are, and the codec checks every guess before it uses it, stopping at the first wrong one.
+ * No body byte is copied. Returns the number of entries (whole frames only; 0 when the
+ * first place holds no plain frame); consumed() as above.
+ */
+export function decodeGuessed(state: number, chunk: Uint8Array, start: number, total: number, stride: number, count: number): number {
+  const words = u32;
+  const heads = INPUT >>> 2;
+  const end = start + total;
+  let k = 0;
+  // Byte reads, not a DataView: a view of the chunk would make Bun materialize its ArrayBuffer.
+  for (let at = start; k < count && at + 4 <= end; k++, at += stride) {
+    words[heads + k] = chunk[at]! | (chunk[at + 1]! << 8) | (chunk[at + 2]! << 16) | (chunk[at + 3]! << 24);
+  }
+  return wasm.decodeGuessed(state, INPUT, k, stride, total, TABLE, TABLE_ENTRIES, 0);
+}
+
+/** Bytes of the slice the last decodeWindow(), decodeHeaders() or decodeGuessed() consumed. */
+export const consumed = (state: number): number => u32[(state >>> 2) + 10]!;
 export const remaining = (state: number): number => wasm.remaining(state);
 export const skipBody = (state: number, n: number): number => wasm.skipBody(state, n);
 export const declared = (state: number): number => wasm.declared(state);

@@ -9,6 +9,8 @@
 import {
   consumed,
   declared,
+  decodeGuessed,
+  decodeHeaders,
   decodeWindow,
   entries,
   eofKind,
@@ -31,8 +33,9 @@ const ERROR = 4;
 const SLICE_MAX = 1 << 24;
 /** Copy window while frames are small: many headers per wasm call. */
 const WIDE = 64 * 1024;
-/** Copy window once frames are large: just a header; bodies are measured, never copied in. */
-const NARROW = 16;
+/** Places guessed at first, and at most (the entry table's size). */
+const GUESS_MIN = 16;
+const GUESS_MAX = 8192;
 /** Average frame size above which copying bodies into wasm costs more than a call per frame. */
 const LARGE_FRAME = 1024;
 
@@ -45,10 +48,11 @@ export interface FrameSink {
   /** A complete message body. */
   frame(body: Uint8Array): boolean | void;
   /**
-   * Several whole messages at once: bodies at (base + table[2i], table[2i + 1]) of `buffer`.
-   * Lets a sink queue a chunk's messages as the codec's own table, making no view per message.
+   * `count` whole messages at once: bodies at (base + table[2i], table[2i + 1]) of `buffer`.
+   * Lets a sink queue a chunk's messages as a copy of the codec's table, making no view per
+   * message. `table` is the codec's own: valid during the call only.
    */
-  frames?(buffer: Uint8Array, base: number, table: Uint32Array): boolean | void;
+  frames?(buffer: Uint8Array, base: number, table: Uint32Array, count: number): boolean | void;
   /** A frame of `length` bytes started arriving (its body is not complete yet). */
   begin(length: number): boolean | void;
   /**
@@ -83,8 +87,9 @@ class Assembly {
   constructor(
     readonly length: number,
     target: Uint8Array | undefined,
+    private readonly allocate: Allocate,
   ) {
-    this.body = target ?? (length <= EAGER_MAX ? new Uint8Array(length) : null);
+    this.body = target ?? (length <= EAGER_MAX ? allocate(length) : null);
     if (this.body === null) this.parts = [];
   }
 
@@ -99,7 +104,7 @@ class Assembly {
   }
 
   finish(): Uint8Array {
-    if (this.parts !== null) this.join(new Uint8Array(this.length));
+    if (this.parts !== null) this.join(this.allocate(this.length));
     return this.body!;
   }
 
@@ -111,7 +116,7 @@ class Assembly {
   /** Enough arrived: move the pieces into the final buffer, and copy the rest straight there. */
   private settle(): void {
     try {
-      this.join(new Uint8Array(this.length));
+      this.join(this.allocate(this.length));
     } catch {
       // Refused (a claim past what memory allows): keep the pieces; finish() joins them, or fails.
     }
@@ -169,6 +174,13 @@ class NoticeReader {
     return this.body !== null && this.filled === this.body.byteLength;
   }
 }
+/**
+ * Where a body received across chunks is put: a buffer of `size` bytes that the decoder fills
+ * entirely before handing it on (its previous contents do not matter). May throw when memory
+ * is refused. The connection passes warm pooled memory for large bodies; the default is fresh.
+ */
+export type Allocate = (size: number) => Uint8Array;
+const fresh: Allocate = (size) => new Uint8Array(size);
 
 /** Chunks pushed while another decoder is reporting frames wait here (the table is shared). */
 const deferred: Array<[FrameDecoder, Uint8Array]> = [];
@@ -182,7 +194,6 @@ export class FrameDecoder {
   /** Inside decode(): dispose() then only stops the loop, which releases the state on its way out. */
   private busy = false;
   private disposed = false;
-  private window = WIDE;
   private notice: NoticeReader | null = null;
   /**
    * Registered by a connection with the shared-memory lane: the body of each frame with the
@@ -190,10 +201,19 @@ export class FrameDecoder {
    * it is for CPython.
    */
   notices: ((body: Uint8Array) => boolean) | null = null;
+  /** Frames are large: decode header by header (decodeHeaders) rather than window by window. */
+  private sparse = false;
+  /** Header and body size of the recent frames when they keep one size (guessing pays), else 0. */
+  private stride = 0;
+  /** How many places the next decodeGuessed() copies: doubles while the guesses hold. */
+  private guesses = GUESS_MIN;
 
   private readonly lazy: boolean;
 
-  constructor(private readonly sink: FrameSink) {
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly allocate: Allocate = fresh,
+  ) {
     this.lazy = typeof sink.frames === "function";
   }
 
@@ -282,17 +302,27 @@ export class FrameDecoder {
 
   /** Decode a window of the chunk at `start` and report its entries; returns bytes consumed. */
   private slice(chunk: Uint8Array, start: number, total: number): number {
-    const avail = Math.min(total, this.window, WINDOW_MAX);
-    const n = decodeWindow(this.state, chunk, start, avail, total);
-    const used = consumed();
+    const n = this.decodeSome(chunk, start, total);
+    const used = consumed(this.state);
     const sink = this.sink;
-    // Whole frames come first, usually all of them: hand those over as one copy of the
-    // table (a FRAME entry's first word is its offset), then take the rest one by one.
+    // Whole frames come first, usually all of them: hand those over as the table itself (a
+    // FRAME entry's first word is its offset), then take the rest one by one.
     let i = 0;
     let table = entries;
     if (this.lazy) {
       while (i < n && table[2 * i]! >>> 24 === FRAME) i++;
-      if (i > 0 && sink.frames!(chunk, start, table.slice(0, 2 * i)) === false) this.stopped = true;
+      if (i > 0 && sink.frames!(chunk, start, table, i) === false) this.stopped = true;
+    } else {
+      // The same run of whole frames, one view each, in a loop that does nothing else.
+      for (; i < n; i++) {
+        const head = table[2 * i]!;
+        if (head >>> 24 !== FRAME) break;
+        const offset = start + head;
+        const refused = sink.frame(chunk.subarray(offset, offset + table[2 * i + 1]!)) === false;
+        if (refused) this.stopped = true;
+        if (this.stopped) return used;
+        if (table.byteLength === 0) table = entries;
+      }
     }
     // Every sink call may stop the loop (the sink refused the stream, or its owner disposed us).
     for (; i < n && !this.stopped; i++) {
@@ -307,7 +337,7 @@ export class FrameDecoder {
       } else if (kind === BEGIN) {
         const size = declared(this.state);
         if (sink.begin(size) === false) this.stopped = true;
-        else this.assembly = new Assembly(size, sink.destination?.(size));
+        else this.assembly = new Assembly(size, sink.destination?.(size), this.allocate);
       } else if (kind === PART) {
         this.assembly!.append(chunk, offset, offset + length);
       } else if (kind === END) {
@@ -324,8 +354,8 @@ export class FrameDecoder {
         return total;
       }
     }
-    // Large frames: copy only a header's worth next time; small ones: many at once.
-    this.window = n > 0 && used >= n * LARGE_FRAME ? NARROW : WIDE;
+    // Large frames: copy only headers next time; small ones: whole windows.
+    this.sparse = n > 0 && used >= n * LARGE_FRAME;
     return used;
   }
 
@@ -344,6 +374,30 @@ export class FrameDecoder {
       if (this.notices!(notice.body!) === false) this.stopped = true;
     }
     return taken;
+  }
+
+  /**
+   * One wasm pass over the slice, the cheapest that fits the frames seen so far: frames of one
+   * size are decoded from their guessed headers alone (decodeGuessed, checked by the codec);
+   * otherwise small frames a window at a time, bodies and all (decodeWindow), and large ones
+   * header by header (decodeHeaders). Returns the number of entries.
+   */
+  private decodeSome(chunk: Uint8Array, start: number, total: number): number {
+    const state = this.state;
+    const stride = this.stride;
+    if (stride > 0) {
+      const count = Math.min(this.guesses, GUESS_MAX, Math.ceil(total / stride));
+      const n = decodeGuessed(state, chunk, start, total, stride, count);
+      this.guesses = n === count ? this.guesses * 2 : GUESS_MIN;
+      if (n > 0) return n;
+    }
+    const n = this.sparse ? decodeHeaders(state, chunk, start, total) : decodeWindow(state, chunk, start, Math.min(total, WIDE, WINDOW_MAX), total);
+    // Learn the frames' size: guessing pays when the first and last whole frames agree.
+    const table = entries;
+    let last = n - 1;
+    while (last >= 0 && table[2 * last]! >>> 24 !== FRAME) last--;
+    if (last >= 0) this.stride = table[1] === table[2 * last + 1] && table[0]! >>> 24 === FRAME ? table[1]! + 4 : 0;
+    return n;
   }
 
   private complete(): void {

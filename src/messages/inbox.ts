@@ -72,14 +72,16 @@ export class Inbox implements FrameSink {
   }
 
   frame(body: Uint8Array): boolean {
-    return this.frames(body, 0, Uint32Array.of(0, body.byteLength));
+    const table = Uint32Array.of(0, body.byteLength);
+    return this.frames(body, 0, table, 1);
   }
 
-  /** Messages at (base + offset, length) pairs of `table` in `buffer`. */
-  frames(buffer: Uint8Array, base: number, table: Uint32Array): boolean {
+  /** `count` messages at (base + offset, length) pairs of `table` in `buffer`; what is queued keeps a copy of its pairs. */
+  frames(buffer: Uint8Array, base: number, table: Uint32Array, count: number): boolean {
     if (this.stopped) return false;
+    const end = 2 * count;
     let next = 0;
-    while (this.receivers.length > 0 && this.queued === 0 && next < table.length) {
+    while (this.receivers.length > 0 && this.queued === 0 && next < end) {
       const at = base + table[next]!;
       const length = table[next + 1]!;
       const receiver = this.receivers.shift()!;
@@ -92,11 +94,13 @@ export class Inbox implements FrameSink {
       // A delivery runs the serializer, which may have closed the connection.
       if (this.stopped) return false;
     }
-    if (next === table.length) return true;
-    this.runs.push(new Run(buffer, base, table, next));
+    if (next === end) return true;
+    // The table may be the codec's own (reused for the next chunk): keep a copy of the rest.
+    const kept = table.slice(next, end);
+    this.runs.push(new Run(buffer, base, kept));
     let bytes = 0;
-    for (let i = next + 1; i < table.length; i += 2) bytes += table[i]! + MESSAGE_OVERHEAD;
-    this.queued += (table.length - next) >>> 1;
+    for (let i = 1; i < kept.length; i += 2) bytes += kept[i]! + MESSAGE_OVERHEAD;
+    this.queued += kept.length >>> 1;
     this.unread += bytes;
     if (!this.paused && this.unread > PAUSE_AT) {
       this.paused = true;

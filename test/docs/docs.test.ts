@@ -9,10 +9,13 @@
 // ```text blocks are output, never run. A section is the text between two headings: each runs in
 // a fresh directory where `import ... from "mpconn"` is this repository's source (a tsconfig path),
 // as it would be the installed package for a reader. ```sh blocks run from the repository root.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const ROOT = join(import.meta.dir, "..", "..");
 const DOCS = [
