@@ -16,7 +16,7 @@ import { resolveSerializer, type SerializerName } from "../serializers/index.ts"
 import { unsendable, type Serializer } from "../serializers/serializer.ts";
 import { ObjectCodec, type Carrier, type Leaving } from "./reduction.ts";
 import { waitable, type Readiness } from "./waitable.ts";
-import { LaneLink, laneSupported, type LaneStart } from "./lane-link.ts";
+import { LaneLink, laneSupported, sharedMemoryOption, type LaneStart } from "./lane-link.ts";
 
 export interface ConnectionOptions<T = unknown> {
   /** How send()/recv() turn objects into bytes (default "structured"). */
@@ -74,7 +74,12 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   }
 
   /** Wrap an inherited or raw socket descriptor (e.g. a `Bun.spawn` stdio slot). An invalid fd throws. */
-  static fromFd<T = unknown>(fd: number, options: FdConnectionOptions<T> = {}): Connection<T> {
+  static fromFd<T = unknown>(fd: number, options: FdConnectionOptions<T> & { sharedMemory?: boolean } = {}): Connection<T> {
+    // No proof that the peer speaks the lane can travel on a bare socket without a byte a
+    // CPython peer would read (docs/large-messages.md, "Negotiation"): refuse rather than guess.
+    if (sharedMemoryOption(options.sharedMemory, false)) {
+      throw new TypeError("Connection.fromFd() cannot use sharedMemory yet: use Pipe({ sharedMemory: true }), spawn(), or a unix Listener/Client with an authkey");
+    }
     checkDescriptor(fd);
     return new Connection<T>(fd, options);
   }

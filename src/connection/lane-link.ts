@@ -43,6 +43,13 @@ const RESOLVED = Promise.resolve();
 /** Whether this process can use the lane at all (Linux, a supported architecture). */
 export const laneSupported = supported;
 
+/** The `sharedMemory` option, checked: undefined gives `fallback`. */
+export function sharedMemoryOption(value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") throw new TypeError(`sharedMemory must be true or false, not ${typeof value === "string" ? JSON.stringify(value) : String(value)}`);
+  return value;
+}
+
 export class LaneLink implements FrameSink {
   readonly lane: Lane;
   private sends: Send[] = [];

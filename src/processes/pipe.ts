@@ -1,6 +1,7 @@
 // Pipe(): two connected ends, synchronously, like Python's. Both ends are an OS socketpair,
 // so either can be handed to a child process before it is used here.
 import { Connection, useLane, type ConnectionOptions } from "../connection/connection.ts";
+import { sharedMemoryOption } from "../connection/lane-link.ts";
 
 export interface PipeOptions<T = unknown> extends ConnectionOptions<T> {
   /** The shared-memory lane for large messages between the two ends (default false; docs/large-messages.md). */
@@ -10,8 +11,8 @@ import { socketpair } from "../os/libc.ts";
 
 /** `duplex = false`: the first end only receives, the second only sends. */
 export function Pipe<T = unknown>(duplex = true, options: PipeOptions<T> = {}): [Connection<T>, Connection<T>] {
-  const { sharedMemory = false, ...rest } = options;
-  if (typeof sharedMemory !== "boolean") throw new TypeError(`sharedMemory must be a boolean, not ${String(sharedMemory)}`);
+  const { sharedMemory: option, ...rest } = options;
+  const sharedMemory = sharedMemoryOption(option, false);
   const [a, b] = socketpair();
   if (duplex) {
     const ends: [Connection<T>, Connection<T>] = [new Connection<T>(a, rest), new Connection<T>(b, rest)];

@@ -2,6 +2,7 @@
 // the child's descriptor 3 (Bun's "socket-fd" stdio slot).
 import type { Subprocess, SpawnOptions as BunSpawnOptions } from "bun";
 import { Connection, useLane, type ConnectionOptions } from "../connection/connection.ts";
+import { sharedMemoryOption } from "../connection/lane-link.ts";
 
 /** Descriptor of the parent's connection in the child, and the variable that says it is there. */
 const CHILD_FD = 3;
@@ -15,9 +16,7 @@ export interface LaneOption {
 }
 
 function laneOption(options: LaneOption): boolean {
-  const { sharedMemory = true } = options;
-  if (typeof sharedMemory !== "boolean") throw new TypeError(`sharedMemory must be a boolean, not ${String(sharedMemory)}`);
-  return sharedMemory;
+  return sharedMemoryOption(options.sharedMemory, true);
 }
 
 type BunOptions = BunSpawnOptions.OptionsObject<BunSpawnOptions.Writable, BunSpawnOptions.Readable, BunSpawnOptions.Readable>;
