@@ -20,7 +20,7 @@ function random(size: number): Uint8Array {
 }
 
 test("an mpconn child: large and small messages go both ways exactly, and the lane carried the large ones", async () => {
-  const { process: child, conn } = spawn([bun, fixture("lane-child.ts"), "echo"]);
+  const { process: child, conn } = spawn([bun, fixture("lane-child.ts"), "echo"], { stdout: "pipe" });
   // Until the child's HELLO arrived (before anything else it writes), everything takes the socket.
   await conn.sendBytes(new TextEncoder().encode("hi"));
   expect(text(await conn.recvBytes())).toBe("hi");
@@ -44,6 +44,13 @@ test("an mpconn child: large and small messages go both ways exactly, and the la
   expect(laneOf(conn)!.regions.sending).toBeGreaterThan(0);
   conn.close();
   expect(await child.exited).toBe(0);
+  // The child closed its end after our EOF: no descriptor or mapping of the lane left there.
+  // (Its connection's descriptor is gone; the process's descriptor sharer, one listening
+  // socket shared with connection passing, stays once used.)
+  const report = JSON.parse(await new Response(child.stdout as ReadableStream<Uint8Array>).text());
+  expect(report.after.maps).toBe(0);
+  expect(report.after.memfds).toBe(0);
+  expect(report.after.fds).toBeLessThanOrEqual(report.before.fds);
 });
 
 test("spawn({ sharedMemory: false }): the socket carries everything, the child has no lane", async () => {
