@@ -29,6 +29,31 @@ export interface FdConnectionOptions<T = unknown> extends ConnectionOptions<T> {
 
 export type BytesLike = ArrayBufferView | ArrayBuffer;
 
+type Take<R> = (body: Uint8Array, resolve: (value: R | PromiseLike<R>) => void, reject: (error: Error) => void) => void;
+
+/** A receive waiting in the inbox: one object per receive, no closure per message. */
+class Waiting<R> implements Receiver {
+  resolve!: (value: R | PromiseLike<R>) => void;
+  reject!: (error: Error) => void;
+  constructor(
+    readonly maxlength: number,
+    private readonly take: Take<R>,
+    readonly into: ((length: number) => Uint8Array | undefined) | undefined,
+  ) {}
+  deliver(body: Uint8Array): void {
+    try {
+      this.take(body, this.resolve, this.reject);
+    } catch (error) {
+      this.reject(error as Error);
+    }
+  }
+  fail(error: Error): void {
+    this.reject(error);
+  }
+}
+
+const giveBody: Take<Uint8Array> = (body, resolve) => resolve(body);
+
 /** What a reducer sees of `conn` when it travels inside a message (tests look through it too). */
 export let leavingOf: (conn: Connection<unknown>) => Leaving;
 
@@ -138,8 +163,10 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
       }
     }
     // loads() is a promise when the message brings connections; resolve() adopts it.
-    return this.receive(Infinity, (body, resolve) => resolve(this.loads(body)));
+    return this.receive(Infinity, this.giveObject);
   }
+
+  private readonly giveObject: Take<T> = (body, resolve) => resolve(this.loads(body));
 
   /** A Listener's authkey challenge where a message was expected fails as the AuthenticationError it is. */
   private loads(body: Uint8Array): T | Promise<T> {
@@ -160,7 +187,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     const limit = maxlength ?? Infinity;
     const body = this.inbox.takeNow(limit);
     if (body !== undefined) return Promise.resolve(body);
-    return this.receive(limit, (body, resolve) => resolve(body));
+    return this.receive(limit, giveBody);
   }
 
   /** Copy the next message into `buf` at byte `offset`; returns its length. Too short: BufferTooShort (the message is consumed). */
@@ -191,7 +218,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
 
   private receive<R>(
     maxlength: number,
-    take: (body: Uint8Array, resolve: (value: R | PromiseLike<R>) => void, reject: (error: Error) => void) => void,
+    take: Take<R>,
     into?: (length: number) => Uint8Array | undefined,
   ): Promise<R> {
     try {
@@ -200,21 +227,13 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise<R>((resolve, reject) => {
-      const receiver: Receiver = {
-        maxlength,
-        deliver: (body) => {
-          try {
-            take(body, resolve, reject);
-          } catch (error) {
-            reject(error);
-          }
-        },
-        fail: reject,
-        into,
-      };
-      this.inbox.receive(receiver);
+    const waiting = new Waiting<R>(maxlength, take, into);
+    const promise = new Promise<R>((resolve, reject) => {
+      waiting.resolve = resolve;
+      waiting.reject = reject;
     });
+    this.inbox.receive(waiting);
+    return promise;
   }
 
   /**
