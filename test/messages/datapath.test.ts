@@ -65,6 +65,19 @@ describe("the socket path for large messages", () => {
     b.close();
   });
 
+  test("the spill memory is let go once nothing was sent for a while", async () => {
+    const [a, b] = Pipe();
+    const { sent } = sendOverwritten(a, Array.from({ length: 16 }, () => MiB));
+    for (let i = 0; i < 16; i++) await b.recvBytes();
+    await sent;
+    expect(spillKept()).toBeGreaterThan(0);
+    // Two idle periods of 2 s: the first sees the last give, the second lets the pool go.
+    await Bun.sleep(4500);
+    expect(spillKept()).toBe(0);
+    a.close();
+    b.close();
+  }, 15_000);
+
   test("recvBytesInto waiting before a large message arrives: the bytes land at its offset, the rest untouched", async () => {
     const [a, b] = Pipe();
     const body = randomFillSync(new Uint8Array(3 * MiB + 7));
