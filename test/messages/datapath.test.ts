@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { randomFillSync } from "node:crypto";
 import { BufferTooShort, Pipe } from "../../src/index.ts";
+import { Inbox, type Receiver } from "../../src/messages/inbox.ts";
 import { spillKept } from "../../src/messages/spill.ts";
 import { rejection } from "../fixtures/assert.ts";
 
@@ -128,5 +129,35 @@ describe("the socket path for large messages", () => {
     expect(got).toEqual(hashes);
     a.close();
     b.close();
+  });
+
+  test("the inbox keeps the codec's table before a delivery can move the codec's memory", () => {
+    const inbox = new Inbox(
+      () => {},
+      () => {},
+    );
+    const buffer = Uint8Array.from([1, 2, 3, 4, 5, 6]);
+    // The codec's table lives in its memory: a send inside a delivery may grow it, detaching the view.
+    const memory = new ArrayBuffer(64);
+    const table = new Uint32Array(memory, 0, 6);
+    table.set([0, 1, 1, 2, 3, 3]);
+    const got: number[][] = [];
+    const receiver = (detach: boolean): Receiver => ({
+      maxlength: Infinity,
+      deliver(body) {
+        got.push([...body]);
+        if (detach) memory.transfer();
+      },
+      fail(error) {
+        throw error;
+      },
+    });
+    inbox.receive(receiver(true));
+    inbox.receive(receiver(false));
+    expect(inbox.frames(buffer, 0, table, 3)).toBe(true);
+    expect(table.byteLength).toBe(0);
+    expect(got).toEqual([[1], [2, 3]]);
+    // The third waits in the queue, from the copy.
+    expect([...inbox.takeNow(Infinity)!]).toEqual([4, 5, 6]);
   });
 });
