@@ -1,12 +1,15 @@
 // Every OSError carries a stable `code`, so programs match codes, not texts (docs/errors.md):
 // the errno name where the OS reported one, mpconn's own names otherwise.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, Connection, Listener, OSError, Pipe } from "../src/index.ts";
 import { closeFd, socketpair, writeAllBlocking } from "../src/os/libc.ts";
 import { rejection } from "./fixtures/assert.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 /** The code of the OSError `promise` rejects with (fails the test for anything else). */
 async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {

@@ -1,11 +1,14 @@
 // The mistakes of a first hour with mpconn, and what they say: each error names what happened and
 // what to do, in Python's class and (where Python has them) Python's words.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuthenticationError, Client, Connection, EOFError, Listener, OSError, Pipe, pickle } from "../src/index.ts";
 import { rejection } from "./fixtures/assert.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const scratch = mkdtempSync(join(tmpdir(), "mpconn-newcomer-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

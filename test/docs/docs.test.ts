@@ -9,10 +9,13 @@
 // ```text blocks are output, never run. A section is the text between two headings: each runs in
 // a fresh directory where `import ... from "mpconn"` is this repository's source (a tsconfig path),
 // as it would be the installed package for a reader. ```sh blocks run from the repository root.
-import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const ROOT = join(import.meta.dir, "..", "..");
 const DOCS = [
@@ -59,7 +62,11 @@ const runnable = (b: Block) => b.lang !== "text" && b.file === undefined && !b.m
 const work = mkdtempSync(join(tmpdir(), "mpconn-docs-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`, NO_COLOR: "1" };
+// The docs say `bun`: that is this test's own binary, whatever its file is called (bun.exe in node_modules).
+const bin = mkdtempSync(join(tmpdir(), "mpconn-docs-bin-"));
+symlinkSync(process.execPath, join(bin, "bun"));
+afterAll(() => rmSync(bin, { recursive: true, force: true }));
+const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}`, NO_COLOR: "1" };
 
 /** A fresh directory in which "mpconn" is this repository's source. */
 function sectionDir(): string {
@@ -123,16 +130,21 @@ async function runBlock(block: Block, dir: string): Promise<string> {
     cmd = command(block.lang, name);
   }
   const child = Bun.spawn(cmd, { cwd, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const timer = setTimeout(() => child.kill("SIGKILL"), BLOCK_TIMEOUT);
-  const [out, err, code] = await Promise.all([output(child.stdout), output(child.stderr), child.exited]);
-  clearTimeout(timer);
-  if (block.lang === "sh") {
+  // An sh block is its own process group: what it left in the background is stopped with it
+  // (a server it started also holds its output pipes open).
+  const stop = (signal: NodeJS.Signals): void => {
     try {
-      process.kill(-child.pid, "SIGTERM");
+      process.kill(block.lang === "sh" ? -child.pid : child.pid, signal);
     } catch {
       // nothing was left running
     }
-  }
+  };
+  const timer = setTimeout(() => stop("SIGKILL"), BLOCK_TIMEOUT);
+  const printed = Promise.all([output(child.stdout), output(child.stderr)]);
+  const code = await child.exited;
+  if (block.lang === "sh") stop("SIGTERM");
+  const [out, err] = await printed;
+  clearTimeout(timer);
   if (code !== 0) throw new Error(`${block.doc}:${block.line} exited with ${code ?? child.signalCode}\n--- stdout\n${out}--- stderr\n${err}`);
   return out;
 }

@@ -1,7 +1,7 @@
 // Client(), and the authkey handshake over real sockets: connect errors, right and wrong keys,
 // peers that stall, vanish or send oversized frames (CPython's OtherTest at socket level),
 // TLS with a certificate made here, and live CPython Listener/Client peers.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +9,9 @@ import { AuthenticationError, Client, Listener, OSError, type Address, type Conn
 import { rejection } from "../fixtures/assert.ts";
 import { lineReader } from "../fixtures/lines.ts";
 import { pyenvPythons } from "../fixtures/python.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);

@@ -3,9 +3,12 @@
 // 20 good clients concurrently, over unix and TCP). None may take the Listener down or delay
 // the good clients past the handshake timeout; each abusive peer costs one AuthenticationError
 // from accept() and is dropped. Then hostile servers against Client().
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { createHmac } from "node:crypto";
 import { AuthenticationError, Client, Listener, type Address, type Connection } from "../../src/index.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const KEY = "abuse-test-key";
 const HANDSHAKE_TIMEOUT = 0.5;

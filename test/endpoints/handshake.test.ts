@@ -2,7 +2,7 @@
 // authkey handshake") against bytes captured from CPython, CPython's own OtherTest/ChallengeResponseTest,
 // scripted 3.11 peers, and (when installed) live CPython 3.11+ interpreters.
 
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { createHmac } from "node:crypto";
 import { AuthenticationError, EOFError, OSError } from "../../src/errors";
 import {
@@ -17,6 +17,9 @@ import {
   verifyChallenge,
 } from "../../src/endpoints/handshake";
 import { pyenvPythons } from "../fixtures/python.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 // ---------------------------------------------------------------- helpers
 

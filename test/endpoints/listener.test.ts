@@ -1,12 +1,15 @@
 // Listener and Client over real sockets: CPython's _TestListener and _TestListenerClient
 // (Lib/test/_test_multiprocessing.py), the address rules (docs/listener.md), the unix socket file policy (stale files,
 // removal at exit and on signals, the private default directory) and a load test.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { AuthenticationError, Client, EOFError, Listener, OSError, type Address, type Connection } from "../../src/index.ts";
 import { addressType, unixPathState } from "../../src/endpoints/address.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const bun = process.execPath;
 const fixture = (name: string) => join(import.meta.dir, "..", "fixtures", name);

@@ -1,10 +1,13 @@
 // src/os/libc.ts: errno → OSError as Python words it, and the socket calls the rest of mpconn uses.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OSError } from "../../src/index.ts";
 import { brokenPipe, closeFd, connectUnix, dup, dupTo, isOpen, osError, socketpair } from "../../src/os/libc.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 describe("osError", () => {
   test("Python's words and the errno name as code, from a name or a number", () => {

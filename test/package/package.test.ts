@@ -4,10 +4,13 @@
 // TypeScript 5 (this repository's) and TypeScript 7 (`typescript@7` and the `tsgo` preview).
 // Installs come from the npm cache when it has them (--prefer-offline): `npm install` in this
 // repository fills it with the same versions.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const ROOT = join(import.meta.dir, "..", "..");
 const PROJECT = join(import.meta.dir, "project");

@@ -1,7 +1,7 @@
 // Passing connections between processes (docs/passing-connections.md): CPython's fd-transfer
 // tests (_TestConnection.test_fd_transfer / test_large_fd_transfer / test_missing_fd_transfer,
 // _TestPicklingConnections.test_access; CPython's test suite) plus mpconn's guarantees.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readdirSync } from "node:fs";
 import { Client, Connection, EOFError, Listener, OSError, Pipe, spawn, structured, type Serializer, type Spawned } from "../../src/index.ts";
 import { dup, dupTo, close } from "../../src/os/scm-rights.ts";
@@ -11,6 +11,9 @@ import { frameHeader } from "../../src/frames/encoder.ts";
 import { leavingOf } from "../../src/connection/connection.ts";
 import { rejection } from "../fixtures/assert.ts";
 import { bun, fixture } from "../fixtures/run.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const linux = process.platform === "linux";
 

@@ -4,10 +4,13 @@
 //  2. Damaged pickles (bit flips, truncation, insertions, opcode splices) either load or
 //     throw UnpicklingError: no other error type, no hang, and a result no larger than a
 //     small multiple of the input.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import fc from "fast-check";
 import { pickle, UnpicklingError } from "../../src/serializers/pickle/index.ts";
 import { same } from "../fixtures/assert.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const SEED = 0x5eed;
 

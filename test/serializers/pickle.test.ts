@@ -2,10 +2,13 @@
 // family CPython writes (protocols 0–5), the type table's decisions, the safety rules
 // (allow-list, refused opcodes, limits), and live round trips with every CPython ≥ 3.11
 // found under ~/.pyenv.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { DEFAULT_MAX_DEPTH, PicklingError, pickle, UnpicklingError } from "../../src/serializers/pickle/index.ts";
 import { same } from "../fixtures/assert.ts";
 import { pyenvPythons } from "../fixtures/python.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 // ---- helpers ---------------------------------------------------------------------------
 

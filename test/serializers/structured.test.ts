@@ -1,11 +1,14 @@
 // The structured serializer: our codec against bun:jsc's semantics, dumpsInto, the
 // bun:jsc fallback, the replace/revive hooks, and corrupt input.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { deserialize, serialize } from "bun:jsc";
 import fc from "fast-check";
 import { structured } from "../../src/serializers/structured.ts";
 import { dumps, dumpsInto, loads, MARKER, type StructuredHooks } from "../../src/serializers/structured/index.ts";
 import { MAX_DEPTH } from "../../src/serializers/structured/tags.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const jsc = (v: unknown): unknown => deserialize(serialize(v));
 const ours = (v: unknown): unknown => loads(dumps(v));

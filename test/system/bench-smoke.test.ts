@@ -1,11 +1,14 @@
 // Keeps the benchmark harness (bench/index.ts) from rotting: a --quick run against mpconn and
 // the raw Bun baseline must finish and produce numbers for every workload. No timing
 // thresholds here: speed is what the benchmark itself reports.
-import { expect, test } from "bun:test";
+import { expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Report } from "../../bench/render.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const root = join(import.meta.dir, "..", "..");
 const SYSTEMS = ["mpconn-bytes", "raw-bun"];

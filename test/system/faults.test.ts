@@ -1,13 +1,16 @@
 // Faults: processes that die at the worst moment, connections closed under pending calls,
 // socket files at exit, and sends that must survive process.exit(). Child scripts are written to
 // a scratch directory; every wait is bounded, and the bounds are generous (a busy 2-core CI).
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Client, EOFError, OSError, spawn, wait, type Connection } from "../../src/index.ts";
 import { rejection } from "../fixtures/assert.ts";
 import { bun } from "../fixtures/run.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const scratch = mkdtempSync(join(tmpdir(), "mpconn-faults-"));
 const INDEX = JSON.stringify(join(import.meta.dir, "..", "..", "src", "index.ts"));

@@ -2,7 +2,7 @@
 // interpreter is installed under ~/.pyenv) and a Bun one. Each peer runs a small script of
 // write operations on the socket mpconn's spawn() gave it, then exits (or SIGKILLs itself),
 // and mpconn must report each stream as docs/internals.md ("The wire format") says, with bounded memory.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +11,9 @@ import { rejection } from "../fixtures/assert.ts";
 import { peakRssGrowth } from "../fixtures/memory.ts";
 import { pyenvPythons } from "../fixtures/python.ts";
 import { bun } from "../fixtures/run.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 // ---- the raw peers ------------------------------------------------------------------------
 

@@ -2,12 +2,15 @@
 // Listener; and 8 workers × 100,000 messages gathered through wait() in the parent. Nothing may
 // be lost, duplicated or reordered: every message carries its sender and sequence number, and
 // each worker's running hash is checked against the messages we received. Rates are printed.
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EOFError, Listener, spawn, wait, type Connection } from "../../src/index.ts";
 import { bun } from "../fixtures/run.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const scratch = mkdtempSync(join(tmpdir(), "mpconn-load-"));
 const INDEX = JSON.stringify(join(import.meta.dir, "..", "..", "src", "index.ts"));

@@ -7,7 +7,7 @@
 // X.Y.Z version. The Python side is test/fixtures/python/peer.py, which uses nothing but
 // multiprocessing.connection and checks what it receives with a strict comparison (types,
 // -0.0, NaN, dict order, and sharing) against Python expressions sent by this file.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +23,9 @@ import {
 import { rejection } from "../fixtures/assert.ts";
 import { lineReader } from "../fixtures/lines.ts";
 import { PYENV_VERSIONS, pyenvPythons } from "../fixtures/python.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const PEER = join(import.meta.dir, "..", "fixtures", "python", "peer.py");
 const EXAMPLES = join(import.meta.dir, "..", "..", "examples", "python");
