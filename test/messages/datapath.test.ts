@@ -1,12 +1,15 @@
 // The socket path for large messages: queued sends keep the bytes as they were at the call
 // (copied into reused spill memory), large bodies land in their final buffer (a waiting
 // recvBytesInto's own buffer), small and large stay in order.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { randomFillSync } from "node:crypto";
 import { BufferTooShort, Pipe } from "../../src/index.ts";
 import { Inbox, type Receiver } from "../../src/messages/inbox.ts";
 import { spillKept } from "../../src/messages/spill.ts";
 import { rejection } from "../fixtures/assert.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const MiB = 1 << 20;
 const sha = (bytes: Uint8Array): string => new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
