@@ -264,6 +264,7 @@ export const SYSTEMS: SystemDef[] = [
     },
   },
   bunSystem("raw-bun", "raw Bun socket-fd + framing", "raw.ts", "raw", BYTES),
+  { ...bunSystem("mpconn-nolane", "mpconn sendBytes/recvBytes, lane off", "mpconn.ts", "nolane", ["burst", "stream", "into"]), workloads: LARGE },
   { ...bunSystem("lane-raw", "mpconn's lane alone (src/lane)", "lane.ts", "", ["burst", "stream", "into"]), workloads: LARGE },
   {
     name: "c",
@@ -409,10 +410,11 @@ function ratios(results: RunResult[], codec: CodecRow[] | null): Ratio[] {
   ] as const) {
     ratio(`${name} stream MB/s: mpconn / raw Bun`, ["mpconn-bytes", w], ["raw-bun", w], "mbPerSec", (v) => v >= 0.8, "≥ 0.8");
   }
-  // Large messages (issue 12 targets). mpconn-bytes is the socket path until the lane is wired
-  // into Connection; lane-raw shows the lane's ceiling meanwhile.
-  for (const system of ["mpconn-bytes", "lane-raw"]) {
-    const who = system === "lane-raw" ? "lane alone" : "mpconn";
+  // Large messages (issue 12 targets). mpconn-bytes has the lane on (spawn()'s default),
+  // mpconn-nolane off; lane-raw is src/lane without Connection, its ceiling.
+  const WHO: Record<string, string> = { "mpconn-bytes": "mpconn lane on", "mpconn-nolane": "mpconn lane off", "lane-raw": "lane alone" };
+  for (const system of ["mpconn-bytes", "mpconn-nolane", "lane-raw"]) {
+    const who = WHO[system]!;
     ratio(`256 × 1 MiB burst MB/s: ${who} / raw Bun`, [system, "burst-1m"], ["raw-bun", "burst-1m"], "mbPerSec", (v) => v >= 1, "≥ 1.0");
     ratio(`256 × 1 MiB burst MB/s: ${who} / CPython Pipe`, [system, "burst-1m"], ["python", "burst-1m"], "mbPerSec", (v) => v >= 1, "≥ 1.0");
     ratio(`16 MiB stream MB/s: ${who} / raw Bun`, [system, "stream-16m"], ["raw-bun", "stream-16m"], "mbPerSec", (v) => v >= 1.5, "≥ 1.5");
@@ -421,7 +423,7 @@ function ratios(results: RunResult[], codec: CodecRow[] | null): Ratio[] {
     ratio(`256 MiB message MB/s: ${who} / raw Bun`, [system, "stream-256m"], ["raw-bun", "stream-256m"], "mbPerSec", (v) => v >= 1.5, "≥ 1.5");
     ratio(`256 MiB message MB/s: ${who} / CPython Pipe`, [system, "stream-256m"], ["python", "stream-256m"], "mbPerSec", (v) => v >= 1.5, "≥ 1.5");
   }
-  for (const system of ["mpconn-bytes", "lane-raw"]) {
+  for (const system of ["mpconn-bytes", "mpconn-nolane", "lane-raw"]) {
     const r = get(system, "stream-256m");
     for (const side of ["parent", "child"] as const) {
       const kib = r?.[side]?.peakKiB;

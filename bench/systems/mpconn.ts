@@ -1,6 +1,8 @@
 // mpconn, through its public API only: spawn() / parentConnection(), and
 // `await conn.sendBytes()` / `await conn.recvBytes()` (variant "bytes") or
 // `await conn.send()` / `await conn.recv()` / `for await` (variant = a serializer name).
+// Variant "nolane": bytes with the shared-memory lane off (on by default between spawn() and
+// parentConnection()).
 // Workload "burst": a phase's sendBytes calls all fired without await, then one await;
 // "into": the child receives with recvBytesInto into one reused buffer.
 import { existsSync } from "node:fs";
@@ -23,7 +25,9 @@ import {
 
 const { role, spec } = readArgs();
 const variant = spec.variant ?? "bytes";
-const serializer = variant === "bytes" ? undefined : (variant as "structured" | "json" | "pickle");
+// "nolane": bytes with the shared-memory lane off (spawn() turns it on by default).
+const sharedMemory = variant !== "nolane";
+const serializer = variant === "bytes" || variant === "nolane" ? undefined : (variant as "structured" | "json" | "pickle");
 if (serializer === "pickle") {
   // Registers "pickle" with the connection options (a no-op when index.ts already exports it).
   const module = new URL("../../src/serializers/pickle/index.ts", import.meta.url);
@@ -38,6 +42,7 @@ else await child(spec);
 async function parent(spec: Spec): Promise<void> {
   const { process: proc, conn } = spawn([process.execPath, import.meta.path, "child", JSON.stringify(spec)], {
     serializer,
+    sharedMemory,
     stdout: "inherit",
     stderr: "inherit",
   });
@@ -85,7 +90,7 @@ async function parent(spec: Spec): Promise<void> {
 }
 
 async function child(spec: Spec): Promise<void> {
-  const conn: Connection = parentConnection({ serializer });
+  const conn: Connection = parentConnection({ serializer, sharedMemory });
   let received = 0;
   switch (spec.workload) {
     case "pingpong":

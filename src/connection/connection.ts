@@ -16,6 +16,7 @@ import { resolveSerializer, type SerializerName } from "../serializers/index.ts"
 import { unsendable, type Serializer } from "../serializers/serializer.ts";
 import { ObjectCodec, type Carrier, type Leaving } from "./reduction.ts";
 import { waitable, type Readiness } from "./waitable.ts";
+import { LaneLink, laneSupported, sharedMemoryOption, type LaneStart } from "./lane-link.ts";
 
 export interface ConnectionOptions<T = unknown> {
   /** How send()/recv() turn objects into bytes (default "structured"). */
@@ -56,6 +57,12 @@ const giveBody: Take<Uint8Array> = (body, resolve) => resolve(body);
 
 /** What a reducer sees of `conn` when it travels inside a message (tests look through it too). */
 export let leavingOf: (conn: Connection<unknown>) => Leaving;
+/**
+ * Give `conn` the shared-memory lane (Pipe, spawn, parentConnection: they know how the peer
+ * learns of it; docs/large-messages.md, "Negotiation"). Nothing happens where the lane cannot
+ * work (not Linux, a one-way connection, one already in use). Returns whether it did.
+ */
+export let useLane: (conn: Connection<unknown>, start: LaneStart) => boolean;
 
 const noop = (): void => {};
 const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -65,9 +72,11 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   private socket: LinkedSocket | null = null;
   private readonly serializer: Serializer<T>;
   private readonly objects: ObjectCodec<T>;
-  private readonly decoder: FrameDecoder;
+  private decoder: FrameDecoder;
   private readonly inbox: Inbox;
   private outbox: Outbox | null = null;
+  /** The shared-memory lane, when this connection has one (registered by useLane). */
+  private lane: LaneLink | null = null;
   private isClosed = false;
   private canRead: boolean;
   private canWrite: boolean;
@@ -89,7 +98,12 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   }
 
   /** Wrap an inherited or raw socket descriptor (e.g. a `Bun.spawn` stdio slot). An invalid fd throws. */
-  static fromFd<T = unknown>(fd: number, options: FdConnectionOptions<T> = {}): Connection<T> {
+  static fromFd<T = unknown>(fd: number, options: FdConnectionOptions<T> & { sharedMemory?: boolean } = {}): Connection<T> {
+    // No proof that the peer speaks the lane can travel on a bare socket without a byte a
+    // CPython peer would read (docs/large-messages.md, "Negotiation"): refuse rather than guess.
+    if (sharedMemoryOption(options.sharedMemory, false)) {
+      throw new TypeError("Connection.fromFd() cannot use sharedMemory yet: use Pipe({ sharedMemory: true }), spawn(), or a unix Listener/Client with an authkey");
+    }
     checkDescriptor(fd);
     return new Connection<T>(fd, options);
   }
@@ -142,7 +156,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
 
   private sendFrame(body: Uint8Array): Promise<void> {
     const outbox = this.outbox ?? this.openOutbox();
-    const sent = outbox.send(body);
+    const sent = this.lane?.send(body) ?? outbox.send(body);
     // A failure nobody awaits must not become an unhandled rejection; the caller who
     // awaits still sees it, and the next call reports it too.
     if (sent !== RESOLVED) sent.catch(noop);
@@ -349,6 +363,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     this.isClosed = true;
     this.inbox.cancel(new OSError("handle is closed", "HANDLE_CLOSED"));
     this.decoder.dispose();
+    this.lane?.close();
     const socket = this.socket;
     if (!socket) {
       if (this.fd >= 0) closeFd(this.fd);
@@ -387,9 +402,13 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     const truncated = this.decoder.eof() === "truncated";
     let reason: Error | null = null;
     if (truncated) reason = new OSError("got end of file during message", "MESSAGE_TRUNCATED");
-    else if (error) reason = socketError(error);
-    this.inbox.finish(reason);
+    // With the lane, this end writes RELEASE notices while it reads: a peer that closed with one
+    // of them still unread resets the socket. Between messages, that is the peer's clean close.
+    else if (error && !(this.lane && socketError(error).code === "ECONNRESET")) reason = socketError(error);
+    if (this.lane) this.lane.finish(reason);
+    else this.inbox.finish(reason);
     this.outbox?.fail(brokenPipe());
+    this.lane?.fail(brokenPipe());
   }
 
   /** A bug of ours surfaced in a socket callback: every read and write reports it from now on. */
@@ -420,12 +439,40 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
 
   static {
     leavingOf = (conn) => conn.leaving();
+    useLane = (conn, start) => conn.useLane(start);
+  }
+
+  private useLane(start: LaneStart): boolean {
+    if (!laneSupported || this.lane || !this.canRead || !this.canWrite || this.isClosed) return false;
+    // Nothing was decoded yet (the socket is read from the next turn on): swap the decoder for one that feeds the lane.
+    this.decoder.dispose();
+    let link!: LaneLink;
+    this.decoder = new FrameDecoder({
+      frame: (body) => link.frame(body),
+      frames: (buffer, base, table, count) => link.frames(buffer, base, table, count),
+      begin: (length) => link.begin(length),
+      destination: (length) => link.destination(length),
+      invalid: (length) => link.invalid(length),
+      settle: () => link.settle(),
+    }, messageBuffer);
+    this.decoder.notices = (body) => link.notice(body);
+    link = new LaneLink(this.inbox, () => this.outbox ?? this.openOutbox(), start);
+    this.lane = link;
+    return true;
   }
 
   private leaving(): Leaving {
     return {
       connection: this as Connection<unknown>,
-      unread: () => ({ fd: this.inbox.ended ? -1 : this.fd, messages: this.inbox.peek(), partial: this.decoder.pending() }),
+      unread: () => {
+        if (this.lane) {
+          throw new OSError(
+            "a connection with the shared-memory lane cannot be passed to another process; make it with { sharedMemory: false }",
+            "LANE_NOT_MOVABLE",
+          );
+        }
+        return { fd: this.inbox.ended ? -1 : this.fd, messages: this.inbox.peek(), partial: this.decoder.pending() };
+      },
       leave: () => {
         this.socket?.pause();
         return this.shut();

@@ -3,7 +3,8 @@
 // return the Connection.
 import type { TLSOptions } from "bun";
 import { parseAddress, toOSError, type Address, type Endpoint, type Family } from "./address.ts";
-import { Connection, type ConnectionOptions } from "../connection/connection.ts";
+import { Connection, useLane, type ConnectionOptions } from "../connection/connection.ts";
+import { laneSupported, sharedMemoryOption } from "../connection/lane-link.ts";
 import { AuthenticationError, EOFError, OSError } from "../errors.ts";
 import { clientHandshake, toAuthkey, type Authkey } from "./handshake.ts";
 import { socketHandlers, type LinkedSocket, type SocketLink } from "../socket/transport.ts";
@@ -15,6 +16,8 @@ export interface ClientOptions<T = unknown> extends ConnectionOptions<T> {
   family?: Family;
   /** Run CPython's HMAC handshake with this key (a string is UTF-8). An empty key still authenticates. */
   authkey?: Authkey | null;
+  /** Unix sockets, with an authkey: the shared-memory lane for large messages when the Listener has it on too (docs/large-messages.md). */
+  sharedMemory?: boolean;
   /** TCP only: Bun's TLS options (`true` = system CAs), e.g. `{ ca }` for a self-signed server. */
   tls?: TLSOptions | boolean;
   /** Seconds the authkey handshake may take before it fails with AuthenticationError (default 20). */
@@ -28,9 +31,27 @@ export async function Client<T = unknown>(address: Address, options: ClientOptio
   const seconds = handshakeSeconds(options.handshakeTimeout);
   const serializer = resolveSerializer(options.serializer);
   const tls = checkTls(options.tls, endpoint);
+  const lane = laneWanted(options.sharedMemory, key, endpoint);
   const conn = await connect(endpoint, tls && withServerName(tls, address), serializer);
-  if (key !== null) await authenticate(conn, () => clientHandshake(conn, key), seconds);
+  if (key !== null) await authenticate(conn, () => clientHandshake(conn, key, lane ? laneHandshake(conn as Connection<unknown>) : {}), seconds);
   return conn;
+}
+
+/**
+ * @internal Whether a Listener or Client end offers the lane: the option, on a unix socket, where
+ * the lane works. It is negotiated inside the authkey handshake, so it needs an authkey.
+ */
+export function laneWanted(option: unknown, key: Uint8Array | null, endpoint: Endpoint): boolean {
+  const wanted = sharedMemoryOption(option, false);
+  if (wanted && key === null) {
+    throw new TypeError("sharedMemory needs an authkey on a Listener or Client: the two ends agree on the lane inside the authkey handshake");
+  }
+  return wanted && endpoint.family === "AF_UNIX" && laneSupported;
+}
+
+/** @internal The handshake option that gives `conn` the lane once the peer's challenge shows it has it on. */
+export function laneHandshake(conn: Connection<unknown>): { lane: { peer: () => void } } {
+  return { lane: { peer: () => void useLane(conn, "known") } };
 }
 
 /** @internal The default and the checks of the handshakeTimeout option (shared with Listener). */

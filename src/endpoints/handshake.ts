@@ -19,6 +19,36 @@ export type Authkey = string | Uint8Array;
 export interface HandshakeOptions {
   /** Source of the challenge's random bytes; tests inject fixed bytes. Default: crypto.getRandomValues. */
   random?: (n: number) => Uint8Array;
+  /**
+   * This end speaks the shared-memory lane: its challenge carries a keyed tag in place of half
+   * its random bytes, and `peer()` is called once the peer's challenge shows the same tag,
+   * before this end answers it (docs/large-messages.md, "Negotiation").
+   */
+  lane?: { peer: () => void };
+}
+
+/** Half of a lane-on end's 40 challenge bytes: the other half is HMAC-SHA256(key, LANE_TAG + these), cut to 20 bytes. */
+const LANE_NONCE = 20;
+const LANE_TAG = new TextEncoder().encode("mpconn shared-memory lane 1\0");
+
+/** A challenge's 40 bytes for a lane-on end: 20 random bytes, then their keyed tag. */
+function laneChallenge(key: Uint8Array, nonce: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(2 * LANE_NONCE);
+  bytes.set(nonce.subarray(0, LANE_NONCE));
+  bytes.set(createHmac("sha256", key).update(LANE_TAG).update(bytes.subarray(0, LANE_NONCE)).digest().subarray(0, LANE_NONCE), LANE_NONCE);
+  return bytes;
+}
+
+/** Whether a challenge body ("{sha256}" + 40 bytes) came from a lane-on mpconn end with this key. */
+function hasLaneTag(key: Uint8Array, message: Uint8Array): boolean {
+  let payload: Uint8Array;
+  try {
+    payload = digestNameAndPayload(message).payload;
+  } catch {
+    return false;
+  }
+  if (payload.byteLength !== 2 * LANE_NONCE) return false;
+  return timingSafeEqual(laneChallenge(key, payload).subarray(LANE_NONCE), payload.subarray(LANE_NONCE));
 }
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -183,10 +213,11 @@ export async function deliverChallenge(
   opts: HandshakeOptions = {},
 ): Promise<void> {
   requireKey(key);
-  const random = (opts.random ?? defaultRandom)(CHALLENGE_RANDOM_LENGTH);
+  let random = (opts.random ?? defaultRandom)(CHALLENGE_RANDOM_LENGTH);
   if (random.byteLength !== CHALLENGE_RANDOM_LENGTH) {
     throw new RangeError(`random(${CHALLENGE_RANDOM_LENGTH}) returned ${random.byteLength} bytes`);
   }
+  if (opts.lane) random = laneChallenge(key, random);
   // Legacy clients treat the whole thing, prefix included, as the challenge and answer raw HMAC-MD5.
   const message = concat(utf8(`{${SERVER_DIGEST}}`), random);
   await ch.sendBytes(concat(CHALLENGE, message));
@@ -209,7 +240,7 @@ export async function deliverChallenge(
 }
 
 /** Client half of one direction: answer the peer's challenge and expect #WELCOME#. */
-export async function answerChallenge(ch: FrameChannel, key: Uint8Array): Promise<void> {
+export async function answerChallenge(ch: FrameChannel, key: Uint8Array, opts: HandshakeOptions = {}): Promise<void> {
   requireKey(key);
   const frame = await ch.recvBytes(MAX_HANDSHAKE_FRAME);
   if (!startsWith(frame, CHALLENGE)) {
@@ -220,6 +251,8 @@ export async function answerChallenge(ch: FrameChannel, key: Uint8Array): Promis
   if (message.byteLength < MD5ONLY_MESSAGE_LENGTH) {
     throw new AuthenticationError(`challenge too short: ${message.byteLength} bytes`);
   }
+  // The peer writes nothing more until it has our answer, so the lane is in place before its first notice.
+  if (opts.lane && hasLaneTag(key, message)) opts.lane.peer();
   await ch.sendBytes(createResponse(key, message));
   const verdict = await ch.recvBytes(MAX_HANDSHAKE_FRAME);
   if (!bytesEqual(verdict, WELCOME)) throw new AuthenticationError(`digest sent was rejected${KEY_DIFFERS}`);
@@ -242,11 +275,11 @@ export function unexpectedChallenge(body: Uint8Array, cause: unknown): Authentic
 /** What Listener.accept() runs: challenge the client first, then answer its challenge. */
 export async function serverHandshake(ch: FrameChannel, key: Uint8Array, opts?: HandshakeOptions): Promise<void> {
   await deliverChallenge(ch, key, opts);
-  await answerChallenge(ch, key);
+  await answerChallenge(ch, key, opts);
 }
 
 /** What Client() runs: answer the server's challenge first, then challenge the server. */
 export async function clientHandshake(ch: FrameChannel, key: Uint8Array, opts?: HandshakeOptions): Promise<void> {
-  await answerChallenge(ch, key);
+  await answerChallenge(ch, key, opts);
   await deliverChallenge(ch, key, opts);
 }

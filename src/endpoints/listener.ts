@@ -15,7 +15,7 @@ import {
   type Family,
   type PeerAddress,
 } from "./address.ts";
-import { authenticate, checkTls, handshakeSeconds } from "./client.ts";
+import { authenticate, checkTls, handshakeSeconds, laneHandshake, laneWanted } from "./client.ts";
 import { Connection, type ConnectionOptions } from "../connection/connection.ts";
 import { AuthenticationError, OSError } from "../errors.ts";
 import { serverHandshake, toAuthkey, type Authkey } from "./handshake.ts";
@@ -34,6 +34,8 @@ export interface ListenerOptions<T = unknown> extends ConnectionOptions<T> {
   tls?: TLSOptions;
   /** Seconds a client may take over the authkey handshake before it is dropped (default 20). */
   handshakeTimeout?: number;
+  /** Unix sockets, with an authkey: the shared-memory lane with clients that have it on too (docs/large-messages.md). */
+  sharedMemory?: boolean;
 }
 
 type Arrival<T> = { peer: PeerAddress; conn: Connection<T>; socket: LinkedSocket } | { peer: PeerAddress; error: Error };
@@ -50,6 +52,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
   private readonly serializer: Serializer<T>;
   private readonly authkey: Uint8Array | null;
   private readonly handshakeTimeout: number;
+  private readonly lane: boolean;
   private arrivals: Arrival<T>[] = [];
   private readonly handshaking = new Set<Connection<T>>();
   private waiters: Array<{ resolve(conn: Connection<T>): void; reject(error: Error): void }> = [];
@@ -65,6 +68,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
     this.authkey = authkey === undefined || authkey === null ? null : toAuthkey(authkey);
     this.handshakeTimeout = handshakeSeconds(options.handshakeTimeout);
     this.endpoint = parseAddress(address, family, true);
+    this.lane = laneWanted(options.sharedMemory, this.authkey, this.endpoint);
     const socket = { ...socketHandlers, open: (s: LinkedSocket) => this.arrive(s) };
     const endpoint = this.endpoint;
     if (endpoint.family === "AF_UNIX") {
@@ -185,7 +189,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
     const key = this.authkey;
     if (key === null) return this.enqueue({ peer, conn, socket });
     this.handshaking.add(conn);
-    authenticate(conn as Connection<unknown>, () => serverHandshake(conn, key), this.handshakeTimeout).then(
+    authenticate(conn as Connection<unknown>, () => serverHandshake(conn, key, this.lane ? laneHandshake(conn as Connection<unknown>) : {}), this.handshakeTimeout).then(
       () => {
         if (!this.handshaking.delete(conn)) return; // the listener closed meanwhile (and closed conn)
         this.enqueue({ peer, conn, socket });

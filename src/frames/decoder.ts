@@ -133,6 +133,47 @@ class Assembly {
   }
 }
 
+/** The length field of a shared-memory lane notice (src/lane/notices.ts): -2, then a u32 length. */
+const NOTICE = -2;
+/** A notice body is a few dozen bytes; anything much longer is not one. */
+const NOTICE_MAX = 4096;
+
+/**
+ * A lane notice being read: the rest of its 4-byte marker (still in the stream when the codec
+ * stopped in front of it), its 4-byte length, then its body. The codec reports the marker as an
+ * invalid length and leaves its state between frames, so decoding resumes after the body.
+ */
+class NoticeReader {
+  private readonly length = new Uint8Array(4);
+  private got = 0;
+  body: Uint8Array | null = null;
+  private filled = 0;
+
+  constructor(private skip: number) {}
+
+  /** Take what belongs to the notice from chunk[at, end); returns the bytes taken, or -1 for a length past NOTICE_MAX. */
+  take(chunk: Uint8Array, at: number, end: number): number {
+    const start = at;
+    const skipped = Math.min(this.skip, end - at);
+    this.skip -= skipped;
+    at += skipped;
+    while (this.got < 4 && at < end) this.length[this.got++] = chunk[at++]!;
+    if (this.got < 4) return at - start;
+    if (this.body === null) {
+      const size = new DataView(this.length.buffer).getUint32(0);
+      if (size > NOTICE_MAX) return -1;
+      this.body = new Uint8Array(size);
+    }
+    const n = Math.min(this.body.byteLength - this.filled, end - at);
+    this.body.set(chunk.subarray(at, at + n), this.filled);
+    this.filled += n;
+    return at + n - start;
+  }
+
+  get complete(): boolean {
+    return this.body !== null && this.filled === this.body.byteLength;
+  }
+}
 /**
  * Where a body received across chunks is put: a buffer of `size` bytes that the decoder fills
  * entirely before handing it on (its previous contents do not matter). May throw when memory
@@ -153,6 +194,13 @@ export class FrameDecoder {
   /** Inside decode(): dispose() then only stops the loop, which releases the state on its way out. */
   private busy = false;
   private disposed = false;
+  private notice: NoticeReader | null = null;
+  /**
+   * Registered by a connection with the shared-memory lane: the body of each frame with the
+   * notice marker goes here (false: take nothing more). Without it such a frame is invalid, as
+   * it is for CPython.
+   */
+  notices: ((body: Uint8Array) => boolean) | null = null;
   /** Frames are large: decode header by header (decodeHeaders) rather than window by window. */
   private sparse = false;
   /** Header and body size of the recent frames when they keep one size (guessing pays), else 0. */
@@ -189,6 +237,7 @@ export class FrameDecoder {
 
   /** What the end of the stream means here: "clean" between messages, else "truncated". */
   eof(): "clean" | "truncated" {
+    if (this.notice !== null) return "truncated";
     if (this.state < 0) return "clean";
     return eofKind(this.state) === 0 ? "clean" : "truncated";
   }
@@ -235,6 +284,10 @@ export class FrameDecoder {
     const len = chunk.byteLength;
     let at = 0;
     while (at < len && !this.stopped) {
+      if (this.notice !== null) {
+        at += this.readNotice(chunk, at, len);
+        continue;
+      }
       if (this.assembly !== null) {
         // Inside a long body: take the bytes directly, without a trip through wasm memory.
         const take = Math.min(remaining(this.state), len - at);
@@ -290,6 +343,11 @@ export class FrameDecoder {
       } else if (kind === END) {
         this.assembly!.append(chunk, offset, offset + length);
         this.complete();
+      } else if (kind === ERROR && (length | 0) === NOTICE && this.notices !== null) {
+        // On the fast path the codec stopped in front of the marker; gathering it across
+        // chunks, it consumed it (and reported offset 0 with at least one byte used).
+        this.notice = new NoticeReader(used === (head & 0xffffff) ? 4 : 0);
+        return used;
       } else {
         this.stopped = true;
         sink.invalid(kind === ERROR ? length | 0 : declared(this.state));
@@ -299,6 +357,23 @@ export class FrameDecoder {
     // Large frames: copy only headers next time; small ones: whole windows.
     this.sparse = n > 0 && used >= n * LARGE_FRAME;
     return used;
+  }
+
+  /** Feed a notice being read; hands it over once whole. Returns the bytes taken. */
+  private readNotice(chunk: Uint8Array, at: number, end: number): number {
+    const notice = this.notice!;
+    const taken = notice.take(chunk, at, end);
+    if (taken < 0) {
+      this.stopped = true;
+      this.notice = null;
+      this.sink.invalid(NOTICE);
+      return end - at;
+    }
+    if (notice.complete) {
+      this.notice = null;
+      if (this.notices!(notice.body!) === false) this.stopped = true;
+    }
+    return taken;
   }
 
   /**

@@ -14,7 +14,7 @@
 //   descriptors — `io.give(fd)` makes a ticket for a region's descriptor, `io.take(ticket)`
 //               fetches one; the connection decides how they travel (SCM_RIGHTS).
 import { OSError } from "../errors.ts";
-import { RELEASE, decodeNotice } from "./notices.ts";
+import { HELLO, RELEASE, decodeNotice, encodeNotice } from "./notices.ts";
 import { LaneReceiver, type IncomingMessage } from "./receiver.ts";
 import { LaneSender, type OutgoingMessage } from "./sender.ts";
 
@@ -64,10 +64,17 @@ export interface LargeMessageTransport {
 
 export class Lane implements LargeMessageTransport {
   readonly threshold: number;
+  /**
+   * The peer is known to speak the lane: only then does this end put a message into it. Until
+   * then it only understands the peer's notices (the first of which is a HELLO).
+   */
+  active: boolean;
   private readonly sender: LaneSender;
   private readonly receiver: LaneReceiver;
 
-  constructor(io: LaneIO, options: LaneOptions = {}) {
+  /** `peerKnown`: the peer speaks the lane already (false: wait for its HELLO). */
+  constructor(io: LaneIO, options: LaneOptions = {}, peerKnown = true) {
+    this.active = peerKnown;
     const o = { ...DEFAULTS };
     // An option given as undefined keeps its default, as everywhere else in mpconn.
     for (const key of Object.keys(DEFAULTS) as Array<keyof LaneOptions>) if (options[key] !== undefined) o[key] = options[key];
@@ -79,7 +86,7 @@ export class Lane implements LargeMessageTransport {
 
   /** Whether a message of `size` bytes should take the lane now. */
   carries(size: number): boolean {
-    return size >= this.threshold && this.sender.error === null;
+    return this.active && size >= this.threshold && this.sender.error === null;
   }
 
   /** Copy `body` into the lane now; see OutgoingMessage. Throws OSError when the lane cannot (then see `canFallBack`). */
@@ -108,6 +115,11 @@ export class Lane implements LargeMessageTransport {
   take(body: Uint8Array): IncomingMessage | null {
     try {
       const notice = decodeNotice(body);
+      if (notice.kind === HELLO) {
+        this.active = true;
+        this.onReady();
+        return null;
+      }
       if (notice.kind !== RELEASE) return this.receiver.take(notice);
       this.sender.release(notice.count);
       return null;
@@ -116,6 +128,11 @@ export class Lane implements LargeMessageTransport {
       this.close(error as OSError);
       throw error;
     }
+  }
+
+  /** The notice that tells the peer this end speaks the lane (written once, before any other). */
+  static hello(): Uint8Array {
+    return encodeNotice({ kind: HELLO });
   }
 
   /** Regions mapped on each side (tests, diagnostics). */

@@ -13,6 +13,7 @@
 //   RELEASE  @8 u64 pieces consumed so far (cumulative)
 //   OFFER    @8 u64 region size  @16 ticket (how the peer fetches the region's descriptor)
 //   RETIRE   (nothing more): the sender will not use this region again
+//   HELLO    (nothing more): this end speaks the lane (negotiation: docs/large-messages.md)
 //
 // Everything in a notice is untrusted: decodeNotice() checks shape only, the lane checks meaning.
 import { OSError } from "../errors.ts";
@@ -24,6 +25,7 @@ export const PIECE = 1;
 export const RELEASE = 2;
 export const OFFER = 3;
 export const RETIRE = 4;
+export const HELLO = 5;
 
 /** PIECE flags: the first piece of a message (it carries the message's length), the last one. */
 export const FIRST = 1;
@@ -35,9 +37,10 @@ export type Notice =
   | { kind: typeof PIECE; region: number; flags: number; offset: number; length: number; total: number }
   | { kind: typeof RELEASE; count: number }
   | { kind: typeof OFFER; region: number; size: number; ticket: Uint8Array }
-  | { kind: typeof RETIRE; region: number };
+  | { kind: typeof RETIRE; region: number }
+  | { kind: typeof HELLO };
 
-const BODY_SIZE: Record<number, number> = { [PIECE]: 32, [RELEASE]: 16, [RETIRE]: 8 };
+const BODY_SIZE: Record<number, number> = { [PIECE]: 32, [RELEASE]: 16, [RETIRE]: 8, [HELLO]: 8 };
 const TWO_32 = 2 ** 32;
 
 function frame(bodySize: number): { bytes: Uint8Array; view: DataView } {
@@ -79,7 +82,7 @@ export function encodeNotice(notice: Notice): Uint8Array {
     setU64(view, 24, notice.total);
   } else if (notice.kind === RELEASE) {
     setU64(view, 8, notice.count);
-  } else {
+  } else if (notice.kind === RETIRE) {
     view.setUint16(NOTICE_HEADER_SIZE + 2, notice.region, true);
   }
   return bytes;
@@ -105,11 +108,12 @@ export function decodeNotice(body: Uint8Array): Notice {
   const expected = BODY_SIZE[kind];
   if (expected === undefined) throw malformed(`unknown kind ${kind}`);
   if (body.byteLength !== expected) throw malformed(`kind ${kind} with ${body.byteLength} bytes`);
-  if (kind !== PIECE && (flags !== 0 || (kind === RELEASE && region !== 0))) throw malformed(`kind ${kind} with flags or region set`);
+  if (kind !== PIECE && (flags !== 0 || ((kind === RELEASE || kind === HELLO) && region !== 0))) throw malformed(`kind ${kind} with flags or region set`);
   if (kind === PIECE) {
     if ((flags & ~(FIRST | LAST)) !== 0) throw malformed(`flags 0x${flags.toString(16)}`);
     return { kind, region, flags, offset: getU64(view, 8), length: getU64(view, 16), total: getU64(view, 24) };
   }
   if (kind === RELEASE) return { kind, count: getU64(view, 8) };
+  if (kind === HELLO) return { kind };
   return { kind: RETIRE, region };
 }

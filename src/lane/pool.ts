@@ -4,7 +4,7 @@
 // again once the garbage collector has released the buffer that used it. The slot stays mapped
 // and its pages stay in place: the next message lands in warm memory.
 //
-// The release is seen through a native deallocator (release.c) that sets the slot's flag byte,
+// The release is seen through a native deallocator (release.ts) that sets the slot's flag byte,
 // so a slot is reused only when the buffer's memory is really released — also when the buffer
 // was transferred elsewhere, which a FinalizationRegistry on the buffer object would not see.
 // The flags live in a page mapped once and never unmapped: a release that comes late (a
@@ -13,9 +13,10 @@
 // The collector does not count this memory as its own and so may run late; when the slots in
 // use pass a budget and none is free, the pool asks for a young-generation collection once
 // (what CPython's reference counting does at once), and past a hard cap it gives up (null).
-import { cc, read, type Pointer } from "bun:ffi";
-import { fileURLToPath } from "node:url";
+import { read, type Pointer } from "bun:ffi";
+import { isMainThread } from "node:worker_threads";
 import { externalBuffer, hugePageLength, mapHugePages, mapPages, supported, unmapPages, viewOf } from "../os/shm.ts";
+import { compileRelease } from "./release.ts";
 
 const MiB = 1024 * 1024;
 /** Free slots kept beyond this are unmapped. */
@@ -108,18 +109,19 @@ class Pool {
 
 let pool: Pool | null | undefined;
 
-/** The process's pool, or null where it cannot be had (not Linux, no bun:ffi cc, no release.c). */
+/**
+ * The process's pool, or null where it cannot be had: not Linux, no compiler for bun:ffi's cc, or
+ * a worker thread (a buffer transferred out of a worker may be released after the worker ended,
+ * and the code and flags its release writes through must outlive it: only the main thread's do).
+ */
 export function resultPool(): Pool | null {
   if (pool !== undefined) return pool;
   pool = null;
-  if (!supported) return pool;
+  if (!supported || !isMainThread) return pool;
   try {
-    const source = fileURLToPath(new URL("./release.c", import.meta.url));
-    const compiled = cc({ source, symbols: { mpconn_lane_release: { args: ["ptr", "ptr"], returns: "void" } } });
-    const release = (compiled.symbols.mpconn_lane_release as unknown as { ptr: Pointer }).ptr;
-    pool = new Pool(mapPages(MAX_SLOTS), release);
+    pool = new Pool(mapPages(MAX_SLOTS), compileRelease());
   } catch {
-    // No compiler at run time (a bundled executable, another platform): results are fresh memory.
+    // No compiler at run time (bun:ffi's cc is experimental): results are fresh memory instead.
   }
   return pool;
 }

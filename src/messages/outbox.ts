@@ -27,6 +27,8 @@ class Pending {
     readonly end: number,
     /** The bytes came from the spill pool and go back to it once written. */
     readonly spilled = false,
+    /** A control frame (see Outbox.control): later ones queue behind it. */
+    readonly control = false,
   ) {}
   get data(): Uint8Array {
     return this.source instanceof Uint8Array ? this.source : this.source.view();
@@ -87,6 +89,38 @@ export class Outbox {
     return this.backpressure();
   }
 
+  /** A frame framed already (a lane notice: src/connection/lane-link.ts), in order after what was sent before; ownership passes here. */
+  sendFramed(frame: Uint8Array): void {
+    if (this.error) return;
+    this.flushBatch();
+    if (this.queue.length === this.head) this.writeOwned(frame);
+    else this.enqueue(new Pending(frame, 0, frame.byteLength), this.queue.length);
+  }
+
+  /**
+   * A control frame (a lane RELEASE): at the next frame boundary, ahead of everything queued,
+   * since a message queued here may be waiting for exactly this frame on the other side.
+   */
+  control(frame: Uint8Array): void {
+    if (this.error) return;
+    if (this.queue.length === this.head) return this.writeOwned(frame);
+    let at = this.head + 1;
+    while (at < this.queue.length && this.queue[at]!.control) at++;
+    this.enqueue(new Pending(frame, 0, frame.byteLength, false, true), at);
+  }
+
+  private writeOwned(frame: Uint8Array): void {
+    const taken = this.sink.write(frame, 0, frame.byteLength);
+    if (taken < 0) return this.fail(brokenPipe());
+    if (taken < frame.byteLength) this.enqueue(new Pending(frame, taken, frame.byteLength), this.queue.length);
+  }
+
+  private enqueue(p: Pending, at: number): void {
+    if (at === this.queue.length) this.queue.push(p);
+    else this.queue.splice(at, 0, p);
+    this.queued += p.end - p.start;
+    unsent.add(this);
+  }
 
   /** Write everything the kernel will take now; called on drain and by the scheduled flush. */
   flush(): void {

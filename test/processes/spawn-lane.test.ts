@@ -1,0 +1,91 @@
+// The shared-memory lane between spawn() and parentConnection(): on by default between mpconn
+// processes, invisible to a CPython child.
+import { expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { OSError } from "../../src/errors.ts";
+import { spawn, type Connection } from "../../src/index.ts";
+import { bun, fixture } from "../fixtures/run.ts";
+import { pyenvPythons } from "../fixtures/python.ts";
+
+const MiB = 1 << 20;
+const hash = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
+const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
+const laneOf = (conn: Connection): { active: boolean; regions: { sending: number; receiving: number } } | null =>
+  (conn as unknown as { lane: { lane: { active: boolean; regions: { sending: number; receiving: number } } } | null }).lane?.lane ?? null;
+
+function random(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let at = 0; at < size; at += 65536) crypto.getRandomValues(bytes.subarray(at, Math.min(size, at + 65536)));
+  return bytes;
+}
+
+test("an mpconn child: large and small messages go both ways exactly, and the lane carried the large ones", async () => {
+  const { process: child, conn } = spawn([bun, fixture("lane-child.ts"), "echo"]);
+  // Until the child's HELLO arrived (before anything else it writes), everything takes the socket.
+  await conn.sendBytes(new TextEncoder().encode("hi"));
+  expect(text(await conn.recvBytes())).toBe("hi");
+  expect(laneOf(conn)!.active).toBe(true);
+  const sizes = [4 * MiB, 10, 300 * 1024, 0, 9 * MiB, 7];
+  const bodies = sizes.map(random);
+  const buf = new Uint8Array(9 * MiB);
+  const sends = bodies.map((body) => {
+    buf.set(body);
+    const sent = conn.sendBytes(buf, 0, body.byteLength);
+    buf.fill(0x55); // overwritten right after the call
+    return sent;
+  });
+  for (const body of bodies) expect(hash(await conn.recvBytes())).toBe(hash(body));
+  await Promise.all(sends);
+  await conn.sendBytes(new TextEncoder().encode("done"));
+  const childRegions = JSON.parse(text(await conn.recvBytes()));
+  expect(childRegions.sending).toBeGreaterThan(0);
+  expect(childRegions.receiving).toBeGreaterThan(0);
+  expect(laneOf(conn)!.active).toBe(true);
+  expect(laneOf(conn)!.regions.sending).toBeGreaterThan(0);
+  conn.close();
+  expect(await child.exited).toBe(0);
+});
+
+test("spawn({ sharedMemory: false }): the socket carries everything, the child has no lane", async () => {
+  const { process: child, conn } = spawn([bun, fixture("lane-child.ts"), "echo"], { sharedMemory: false });
+  const body = random(4 * MiB);
+  await conn.sendBytes(body);
+  expect(hash(await conn.recvBytes())).toBe(hash(body));
+  await conn.sendBytes(new TextEncoder().encode("done"));
+  expect(text(await conn.recvBytes())).toBe("null");
+  expect(laneOf(conn)).toBeNull();
+  conn.close();
+  expect(await child.exited).toBe(0);
+});
+
+test("a child SIGKILLed while sends wait for room and a receive waits: the socket's errors, promptly", async () => {
+  const { process: child, conn } = spawn([bun, fixture("lane-child.ts"), "idle"]);
+  expect(text(await conn.recvBytes())).toBe("ready");
+  expect(laneOf(conn)!.active).toBe(true);
+  const sends = Array.from({ length: 12 }, () => conn.sendBytes(new Uint8Array(MiB)).then(() => "sent", (error: unknown) => error));
+  const receive = conn.recvBytes().catch((error: unknown) => error);
+  child.kill("SIGKILL");
+  await child.exited;
+  expect(((await receive) as Error).name).toBe("EOFError");
+  for (const outcome of await Promise.all(sends)) if (outcome !== "sent") expect(outcome).toBeInstanceOf(OSError);
+  // As on the socket: sending to a dead peer fails (broken pipe), through the lane or not.
+  const late = await conn.sendBytes(new Uint8Array(MiB)).catch((error: unknown) => error);
+  expect(late).toBeInstanceOf(OSError);
+  conn.close();
+});
+
+const python = pyenvPythons(/^3\.12/)[0];
+test.skipIf(!python)("a CPython child under spawn(): 4 MiB both ways exactly, and no byte of the lane", async () => {
+  const { process: child, conn } = spawn([python!, fixture("python/lane_peer.py")]);
+  const body = random(4 * MiB);
+  await conn.sendBytes(body);
+  expect(hash(await conn.recvBytes())).toBe(hash(body));
+  const theirs = await conn.recvBytes();
+  expect(theirs.byteLength).toBe(4 * MiB);
+  expect(hash(theirs)).toBe(hash(new Uint8Array(Buffer.concat(Array.from({ length: (4 * MiB) / 32 }, () => createHash("sha256").update("python").digest())))));
+  await conn.sendBytes(new TextEncoder().encode("bye"));
+  expect(text(await conn.recvBytes())).toBe("ok");
+  expect(laneOf(conn)!.active).toBe(false);
+  conn.close();
+  expect(await child.exited).toBe(0);
+});
