@@ -194,7 +194,8 @@ export function header(size: number): Uint8Array {
  */
 export class SendBlock {
   static readonly SIZE = 2 * PAGE;
-  private static readonly free: number[] = [];
+  /** Blocks given back, kept as they are: a connection that sends now and then allocates nothing. */
+  private static readonly free: SendBlock[] = [];
   /** Blocks held by write queues, process-wide (see hold()). */
   private static held = 0;
   /** Beyond this many held blocks, queued bytes are copied out: memory never shrinks. */
@@ -203,7 +204,7 @@ export class SendBlock {
   private constructor(private readonly at: number) {}
 
   static take(): SendBlock {
-    return new SendBlock(SendBlock.free.pop() ?? grow(SendBlock.SIZE / PAGE));
+    return SendBlock.free.pop() ?? new SendBlock(grow(SendBlock.SIZE / PAGE));
   }
 
   /** Put `body` at `offset` and note its length as entry `index` of the table. */
@@ -237,6 +238,6 @@ export class SendBlock {
 
   /** Give the block back for the next batch to use. */
   give(): void {
-    SendBlock.free.push(this.at);
+    SendBlock.free.push(this);
   }
 }

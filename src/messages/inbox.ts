@@ -79,8 +79,9 @@ export class Inbox implements FrameSink {
   /** `count` messages at (base + offset, length) pairs of `table` in `buffer`; what is queued keeps a copy of its pairs. */
   frames(buffer: Uint8Array, base: number, table: Uint32Array, count: number): boolean {
     if (this.stopped) return false;
-    const end = 2 * count;
+    let end = 2 * count;
     let next = 0;
+    let owned = false;
     while (this.receivers.length > 0 && this.queued === 0 && next < end) {
       const at = base + table[next]!;
       const length = table[next + 1]!;
@@ -90,13 +91,21 @@ export class Inbox implements FrameSink {
         this.refuse(receiver);
         return false;
       }
+      // A delivery runs the serializer, which may send and so grow the codec's memory, detaching
+      // its table: keep the rest of it first (a chunk of one message copies nothing).
+      if (!owned && next < end) {
+        table = table.slice(next, end);
+        end -= next;
+        next = 0;
+        owned = true;
+      }
       receiver.deliver(buffer.subarray(at, at + length));
       // A delivery runs the serializer, which may have closed the connection.
       if (this.stopped) return false;
     }
     if (next === end) return true;
     // The table may be the codec's own (reused for the next chunk): keep a copy of the rest.
-    const kept = table.slice(next, end);
+    const kept = owned && next === 0 ? table : table.slice(next, end);
     this.runs.push(new Run(buffer, base, kept));
     let bytes = 0;
     for (let i = 1; i < kept.length; i += 2) bytes += kept[i]! + MESSAGE_OVERHEAD;

@@ -12,7 +12,7 @@
 const MIN_SIZE = 64 * 1024;
 /** Free bytes kept at most, process-wide; beyond, given buffers are left to the collector. */
 const KEEP_MAX = 512 << 20;
-/** After this long without a take, every free buffer is let go. */
+/** After this long without a take or a give, every free buffer is let go. */
 const IDLE_MS = 2000;
 
 const free = new Map<number, ArrayBuffer[]>();
@@ -42,6 +42,7 @@ export function takeSpill(bytes: number): Uint8Array {
 
 /** A buffer from takeSpill() is free again. */
 export function giveSpill(bytes: Uint8Array): void {
+  used = true;
   const buffer = bytes.buffer as ArrayBuffer;
   const size = buffer.byteLength;
   if (kept + size > KEEP_MAX) return;
@@ -55,7 +56,7 @@ export function giveSpill(bytes: Uint8Array): void {
   }
 }
 
-/** Let the pool go when nothing was taken since the last look. */
+/** Let the pool go when nothing was taken or given since the last look. */
 function trim(): void {
   timer = null;
   if (used) {

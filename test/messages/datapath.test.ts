@@ -1,11 +1,15 @@
 // The socket path for large messages: queued sends keep the bytes as they were at the call
 // (copied into reused spill memory), large bodies land in their final buffer (a waiting
 // recvBytesInto's own buffer), small and large stay in order.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { randomFillSync } from "node:crypto";
 import { BufferTooShort, Pipe } from "../../src/index.ts";
+import { Inbox, type Receiver } from "../../src/messages/inbox.ts";
 import { spillKept } from "../../src/messages/spill.ts";
 import { rejection } from "../fixtures/assert.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const MiB = 1 << 20;
 const sha = (bytes: Uint8Array): string => new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
@@ -65,6 +69,19 @@ describe("the socket path for large messages", () => {
     b.close();
   });
 
+  test("the spill memory is let go once nothing was sent for a while", async () => {
+    const [a, b] = Pipe();
+    const { sent } = sendOverwritten(a, Array.from({ length: 16 }, () => MiB));
+    for (let i = 0; i < 16; i++) await b.recvBytes();
+    await sent;
+    expect(spillKept()).toBeGreaterThan(0);
+    // Two idle periods of 2 s: the first sees the last give, the second lets the pool go.
+    await Bun.sleep(4500);
+    expect(spillKept()).toBe(0);
+    a.close();
+    b.close();
+  }, 15_000);
+
   test("recvBytesInto waiting before a large message arrives: the bytes land at its offset, the rest untouched", async () => {
     const [a, b] = Pipe();
     const body = randomFillSync(new Uint8Array(3 * MiB + 7));
@@ -115,5 +132,35 @@ describe("the socket path for large messages", () => {
     expect(got).toEqual(hashes);
     a.close();
     b.close();
+  });
+
+  test("the inbox keeps the codec's table before a delivery can move the codec's memory", () => {
+    const inbox = new Inbox(
+      () => {},
+      () => {},
+    );
+    const buffer = Uint8Array.from([1, 2, 3, 4, 5, 6]);
+    // The codec's table lives in its memory: a send inside a delivery may grow it, detaching the view.
+    const memory = new ArrayBuffer(64);
+    const table = new Uint32Array(memory, 0, 6);
+    table.set([0, 1, 1, 2, 3, 3]);
+    const got: number[][] = [];
+    const receiver = (detach: boolean): Receiver => ({
+      maxlength: Infinity,
+      deliver(body) {
+        got.push([...body]);
+        if (detach) memory.transfer();
+      },
+      fail(error) {
+        throw error;
+      },
+    });
+    inbox.receive(receiver(true));
+    inbox.receive(receiver(false));
+    expect(inbox.frames(buffer, 0, table, 3)).toBe(true);
+    expect(table.byteLength).toBe(0);
+    expect(got).toEqual([[1], [2, 3]]);
+    // The third waits in the queue, from the copy.
+    expect([...inbox.takeNow(Infinity)!]).toEqual([4, 5, 6]);
   });
 });
