@@ -65,6 +65,9 @@ export let leavingOf: (conn: Connection<unknown>) => Leaving;
 export let useLane: (conn: Connection<unknown>, start: LaneStart) => boolean;
 
 const noop = (): void => {};
+/** pauseFor() callers. */
+const INBOX = 1;
+const LANE = 2;
 const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, AsyncDisposable {
@@ -78,6 +81,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   /** The shared-memory lane, when this connection has one (registered by useLane). */
   private lane: LaneLink | null = null;
   private isClosed = false;
+  /** Who asked to stop reading the socket: the inbox, the lane (bits). */
+  private pausedBy = 0;
   private canRead: boolean;
   private canWrite: boolean;
 
@@ -90,7 +95,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     this.canRead = readable;
     this.canWrite = writable;
     this.inbox = new Inbox(
-      (paused) => (paused ? this.socket?.pause() : this.socket?.resume()),
+      (paused) => this.pauseFor(INBOX, paused),
       () => this.stopReading(),
     );
     this.decoder = new FrameDecoder(this.inbox, bodyBuffer);
@@ -454,9 +459,9 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
       destination: (length) => link.destination(length),
       invalid: (length) => link.invalid(length),
       settle: () => link.settle(),
-    }, messageBuffer);
+    }, bodyBuffer);
     this.decoder.notices = (body) => link.notice(body);
-    link = new LaneLink(this.inbox, () => this.outbox ?? this.openOutbox(), start);
+    link = new LaneLink(this.inbox, () => this.outbox ?? this.openOutbox(), (paused) => this.pauseFor(LANE, paused), start);
     this.lane = link;
     return true;
   }
@@ -509,6 +514,14 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     const socket = this.start();
     this.outbox = new Outbox(socket, () => this.fd);
     return this.outbox;
+  }
+
+  /** Reading pauses while the inbox or the lane asks it to. */
+  private pauseFor(who: number, paused: boolean): void {
+    const before = this.pausedBy;
+    this.pausedBy = paused ? before | who : before & ~who;
+    if (before === 0 && this.pausedBy !== 0) this.socket?.pause();
+    else if (before !== 0 && this.pausedBy === 0) this.socket?.resume();
   }
 
   /** After "bad message length", as CPython: a duplex end becomes write-only, a read-only end closes. */

@@ -39,6 +39,10 @@ interface Send {
 type Held = Uint8Array | IncomingMessage | (() => void);
 
 const RESOLVED = Promise.resolve();
+/** Socket bodies waiting behind an unread lane message: the socket pauses above PAUSE_AT bytes, as the inbox's. */
+const PAUSE_AT = 16 << 20;
+const RESUME_AT = 4 << 20;
+const HELD_OVERHEAD = 32;
 
 /** Whether this process can use the lane at all (Linux, a supported architecture). */
 export const laneSupported = supported;
@@ -56,11 +60,17 @@ export class LaneLink implements FrameSink {
   private settling: Send[] = [];
   private reading: IncomingMessage | null = null;
   private held: Held[] = [];
+  private heldBytes = 0;
+  private paused = false;
+  /** False once the inbox takes nothing more (a refused message, an error): what waits is dropped. */
+  private open = true;
   private failure: Error | null = null;
 
   constructor(
     private readonly inbox: Inbox,
     private readonly outbox: () => Outbox,
+    /** Pause (true) or resume (false) reading from the socket, for bodies waiting here. */
+    private readonly pause: (paused: boolean) => void,
     start: LaneStart,
     options: LaneOptions = {},
   ) {
@@ -71,6 +81,8 @@ export class LaneLink implements FrameSink {
     };
     this.lane = new Lane(io, options, start !== "listen");
     this.lane.onReady = () => this.pump();
+    // Not from inside the inbox's own call: the next read may hand it a message at once.
+    inbox.emptied = () => queueMicrotask(this.resume);
     if (start === "hello") this.outbox().sendFramed(Lane.hello());
   }
 
@@ -128,8 +140,11 @@ export class LaneLink implements FrameSink {
       this.inbox.fault(error as Error);
       return false;
     }
-    if (message) this.arrive(message);
-    return true;
+    if (message) {
+      this.held.push(message);
+      this.drain(false);
+    }
+    return this.open;
   }
 
   private get holding(): boolean {
@@ -138,7 +153,7 @@ export class LaneLink implements FrameSink {
 
   frame(body: Uint8Array): boolean {
     if (!this.holding) return this.inbox.frame(body);
-    this.held.push(body);
+    this.hold(body);
     return true;
   }
 
@@ -146,7 +161,7 @@ export class LaneLink implements FrameSink {
     if (!this.holding) return this.inbox.frames(buffer, base, table, count);
     for (let i = 0; i < 2 * count; i += 2) {
       const at = base + table[i]!;
-      this.held.push(buffer.subarray(at, at + table[i + 1]!));
+      this.hold(buffer.subarray(at, at + table[i + 1]!));
     }
     return true;
   }
@@ -179,17 +194,55 @@ export class LaneLink implements FrameSink {
     else action();
   }
 
-  private arrive(message: IncomingMessage): void {
-    if (this.holding) this.held.push(message);
-    else this.read(message);
+  /** A socket body behind a lane message; the socket pauses while too many bytes wait so. */
+  private hold(body: Uint8Array): void {
+    this.held.push(body);
+    this.heldBytes += body.byteLength + HELD_OVERHEAD;
+    if (!this.paused && this.heldBytes > PAUSE_AT) {
+      this.paused = true;
+      this.pause(true);
+    }
   }
 
-  /** Read a lane message out of its region, then hand it to the inbox and go on with what waited. */
+  /**
+   * Hand what waits to the inbox, in order. A lane message is read out of its region only once
+   * the inbox is empty — so a receiver is served at once, but a burst is copied out as the
+   * application takes it, into memory the previous results may have given back — and then
+   * straight into a waiting recvBytesInto's buffer when there is one.
+   */
+  private drain(outsideDecoder: boolean): void {
+    while (this.open && this.reading === null && this.held.length > 0) {
+      const item = this.held[0]!;
+      if (item instanceof Uint8Array) {
+        this.held.shift();
+        this.heldBytes -= item.byteLength + HELD_OVERHEAD;
+        this.open = this.inbox.frame(item);
+      } else if (typeof item === "function") {
+        this.held.shift();
+        item();
+      } else {
+        if (!this.inbox.empty) break; // the inbox's emptied hook comes back here
+        this.held.shift();
+        this.read(item);
+      }
+    }
+    if (!this.open) {
+      this.held = [];
+      this.heldBytes = 0;
+    }
+    if (this.paused && this.heldBytes < RESUME_AT) {
+      this.paused = false;
+      this.pause(false);
+    }
+    // Inside the decoder, it settles the inbox once the chunk is done.
+    if (outsideDecoder) this.inbox.settle();
+  }
+
   private read(message: IncomingMessage): void {
     // As on the socket: a body longer than the waiting receive's maxlength is refused unread.
     if (!this.inbox.begin(message.length)) {
       message.discard();
-      this.held = [];
+      this.open = false;
       return;
     }
     const target = this.inbox.destination(message.length);
@@ -198,23 +251,16 @@ export class LaneLink implements FrameSink {
       if (this.reading !== message) return;
       this.reading = null;
       if (error) {
-        this.held = [];
+        this.open = false;
         this.inbox.finish(error);
-        return;
-      }
-      let open = this.inbox.frame(bytes);
-      while (open && this.reading === null && this.held.length > 0) {
-        const item = this.held.shift()!;
-        if (item instanceof Uint8Array) open = this.inbox.frame(item);
-        else if (typeof item === "function") item();
-        else this.read(item);
-      }
-      if (!open) this.held = [];
-      this.inbox.settle();
+      } else this.open = this.inbox.frame(bytes);
+      this.drain(true);
     };
     if (target) message.readInto(target, 0, (error) => done(error, target));
     else message.read(done);
   }
+
+  private readonly resume = (): void => this.drain(true);
 
   // ---- ending ----
 
@@ -231,6 +277,7 @@ export class LaneLink implements FrameSink {
     this.fail(closed);
     this.reading = null;
     this.held = [];
+    this.heldBytes = 0;
     this.lane.close(closed);
   }
 }

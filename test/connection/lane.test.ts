@@ -84,6 +84,28 @@ describe("Pipe({ sharedMemory: true })", () => {
     b.close();
   });
 
+  test("socket messages behind an unread lane message wait in order (the socket pauses past 16 MiB of them), then all arrive", async () => {
+    const [a, b] = Pipe(true, { sharedMemory: true });
+    const small = 64 * KiB - 1; // below the threshold: the socket carries these
+    const sends = [a.sendBytes(random(10, 1)), a.sendBytes(random(MiB, 2))];
+    for (let i = 0; i < 400; i++) sends.push(a.sendBytes(random(small, 100 + i)));
+    sends.push(a.sendBytes(random(2 * MiB, 3)));
+    expect(await b.poll(null)).toBe(true);
+    // Nobody reads: the first message waits in the inbox, so the 1 MiB lane message stays in its
+    // region, and 25 MiB of socket messages pile up behind it.
+    const link = (b as unknown as { lane: { paused: boolean } }).lane;
+    for (let i = 0; i < 20_000 && !link.paused; i++) await turns(1);
+    expect(link.paused).toBe(true);
+    expect(hash(await b.recvBytes())).toBe(hash(random(10, 1)));
+    expect(hash(await b.recvBytes())).toBe(hash(random(MiB, 2)));
+    for (let i = 0; i < 400; i++) expect(hash(await b.recvBytes())).toBe(hash(random(small, 100 + i)));
+    expect(hash(await b.recvBytes())).toBe(hash(random(2 * MiB, 3)));
+    await Promise.all(sends);
+    expect(link.paused).toBe(false);
+    a.close();
+    b.close();
+  });
+
   test("recvBytesInto at an offset, BufferTooShort, then maxlength, through the lane", async () => {
     const [a, b] = Pipe(true, { sharedMemory: true });
     const one = random(1 * MiB, 7);
