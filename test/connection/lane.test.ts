@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { BufferTooShort, OSError } from "../../src/errors.ts";
 import { Pipe } from "../../src/processes/pipe.ts";
+import { wait } from "../../src/connection/wait.ts";
 import type { Connection } from "../../src/connection/connection.ts";
 import "../../src/processes/fdpass/index.ts";
 
@@ -126,7 +127,7 @@ describe("Pipe({ sharedMemory: true })", () => {
     b.close();
   });
 
-  test("poll and EOF behave as on the socket; close leaves no descriptor or mapping", async () => {
+  test("wait, poll and EOF behave as on the socket; close leaves no descriptor or mapping", async () => {
     // The process's descriptor sharer (one listening socket, shared with connection passing)
     // stays once used: start it before counting.
     const [x, y] = Pipe(true, { sharedMemory: true });
@@ -140,6 +141,7 @@ describe("Pipe({ sharedMemory: true })", () => {
     const [a, b] = Pipe(true, { sharedMemory: true });
     expect(await b.poll(0)).toBe(false);
     await a.sendBytes(random(4 * MiB, 3));
+    expect(await wait([b], 30)).toEqual([b]);
     expect(await b.poll(null)).toBe(true);
     a.close();
     expect((await b.recvBytes()).byteLength).toBe(4 * MiB);
