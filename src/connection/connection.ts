@@ -16,7 +16,7 @@ import { resolveSerializer, type SerializerName } from "../serializers/index.ts"
 import { unsendable, type Serializer } from "../serializers/serializer.ts";
 import { ObjectCodec, type Carrier, type Leaving } from "./reduction.ts";
 import { waitable, type Readiness } from "./waitable.ts";
-import { LaneLink, laneSupported, sharedMemoryOption, type LaneStart } from "./lane-link.ts";
+import { LaneLink, RetireFirst, laneSupported, sharedMemoryOption, type LaneStart } from "./lane-link.ts";
 
 export interface ConnectionOptions<T = unknown> {
   /** How send()/recv() turn objects into bytes (default "structured"). */
@@ -81,6 +81,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   /** The shared-memory lane, when this connection has one (registered by useLane). */
   private lane: LaneLink | null = null;
   private isClosed = false;
+  /** Sends wait behind this while a connection they carry retires its lane (see sendObject). */
+  private behind: Promise<void> | null = null;
   /** Who asked to stop reading the socket: the inbox, the lane (bits). */
   private pausedBy = 0;
   private canRead: boolean;
@@ -143,16 +145,45 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   send(obj: T): Promise<void> {
     try {
       this.checkWritable();
-      return this.sendFrame(this.objects.dumps(obj));
     } catch (error) {
       return Promise.reject(error);
     }
+    if (this.behind) return this.queueBehind(() => this.sendObject(obj));
+    return this.sendObject(obj);
+  }
+
+  private sendObject(obj: T): Promise<void> {
+    try {
+      return this.sendFrame(this.objects.dumps(obj));
+    } catch (error) {
+      // A connection inside with the shared-memory lane: encode again once it is retired; the
+      // sends made meanwhile wait behind this one, so the order stays the caller's.
+      if (error instanceof RetireFirst) return this.queueBehind(() => this.sendObject(obj), error.until);
+      return Promise.reject(error);
+    }
+  }
+
+  /** Run `task` after `first` (by default, the sends already waiting), and make later sends wait for it. */
+  private queueBehind(task: () => Promise<void>, first: Promise<void> | null = this.behind): Promise<void> {
+    const run = (first ?? RESOLVED).then(task);
+    const tail = run.then(noop, noop);
+    this.behind = tail;
+    void tail.then(() => {
+      if (this.behind === tail) this.behind = null;
+    });
+    run.catch(noop);
+    return run;
   }
 
   /** Send `size` bytes of `buf` from byte `offset` as one message. */
   sendBytes(buf: BytesLike, offset = 0, size?: number): Promise<void> {
     try {
       this.checkWritable();
+      if (this.behind) {
+        // Taken now, as every send's bytes are: the caller may reuse its buffer at once.
+        const copy = byteRange(buf, offset, size).slice();
+        return this.queueBehind(() => this.sendFrame(copy));
+      }
       return this.sendFrame(byteRange(buf, offset, size));
     } catch (error) {
       return Promise.reject(error);
@@ -470,12 +501,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     return {
       connection: this as Connection<unknown>,
       unread: () => {
-        if (this.lane) {
-          throw new OSError(
-            "a connection with the shared-memory lane cannot be passed to another process; make it with { sharedMemory: false }",
-            "LANE_NOT_MOVABLE",
-          );
-        }
+        // The lane does not move: retire it first (the sending connection waits, then encodes again).
+        if (this.lane && !this.lane.retired) throw new RetireFirst(this.lane.retire());
         return { fd: this.inbox.ended ? -1 : this.fd, messages: this.inbox.peek(), partial: this.decoder.pending() };
       },
       leave: () => {

@@ -29,6 +29,8 @@ export type LaneStart =
 
 interface Send {
   message: OutgoingMessage | null;
+  /** A lane signal to write in this place: OFF (this end retires) or DONE (the answer). */
+  signal?: "off" | "done";
   /** A socket message waiting behind a lane message (a copy). */
   body: Uint8Array | null;
   resolve: () => void;
@@ -39,6 +41,14 @@ interface Send {
 type Held = Uint8Array | IncomingMessage | (() => void);
 
 const RESOLVED = Promise.resolve();
+const noop = (): void => {};
+
+/** Thrown where a connection with the lane is about to move: retry once `until` resolved (the lane retired). */
+export class RetireFirst extends Error {
+  constructor(readonly until: Promise<void>) {
+    super("the shared-memory lane must be retired before this connection moves");
+  }
+}
 /** Socket bodies waiting behind an unread lane message: the socket pauses above PAUSE_AT bytes, as the inbox's. */
 const PAUSE_AT = 16 << 20;
 const RESUME_AT = 4 << 20;
@@ -65,6 +75,15 @@ export class LaneLink implements FrameSink {
   /** False once the inbox takes nothing more (a refused message, an error): what waits is dropped. */
   private open = true;
   private failure: Error | null = null;
+  /** Retiring (the connection is about to move): read every lane message out at once. */
+  private eager = false;
+  private retirement: { done: Promise<void>; resolve: () => void } | null = null;
+  private peerDone = false;
+  private ended = false;
+  /** The peer is retiring: no RELEASE goes to it any more (its socket is about to move). */
+  private peerLeaving = false;
+  /** Retired: this end writes and reads no notice any more; the connection may move. */
+  retired = false;
 
   constructor(
     private readonly inbox: Inbox,
@@ -75,12 +94,15 @@ export class LaneLink implements FrameSink {
     options: LaneOptions = {},
   ) {
     const io: LaneIO = {
-      control: (frame) => this.outbox().control(frame),
+      control: (frame) => {
+        if (!this.peerLeaving) this.outbox().control(frame);
+      },
       give: giveDescriptor,
       take: takeDescriptor,
     };
     this.lane = new Lane(io, options, start !== "listen");
     this.lane.onReady = () => this.pump();
+    this.lane.onSignal = (signal) => (signal === "off" ? this.peerRetires() : this.peerFinished());
     // Not from inside the inbox's own call: the next read may hand it a message at once.
     inbox.emptied = () => queueMicrotask(this.resume);
     if (start === "hello") this.outbox().sendFramed(Lane.hello());
@@ -114,6 +136,11 @@ export class LaneLink implements FrameSink {
     const outbox = this.outbox();
     while (this.sends.length > 0) {
       const send = this.sends[0]!;
+      if (send.signal) {
+        this.sends.shift();
+        outbox.sendFramed(Lane.signal(send.signal));
+        continue;
+      }
       if (send.body) {
         this.sends.shift();
         outbox.send(send.body).then(send.resolve, send.reject);
@@ -127,6 +154,51 @@ export class LaneLink implements FrameSink {
     }
     if (outbox.error) return this.fail(outbox.error);
     if (!this.lane.pressing && this.settling.length > 0) for (const send of this.settling.splice(0)) send.resolve();
+    this.checkRetired();
+  }
+
+  // ---- retiring, before the connection moves to another process ----
+  //
+  // This end stops putting messages into the lane, writes OFF once its last lane message is out,
+  // and reads every lane message the peer announced into ordinary bodies. The peer, on OFF, stops
+  // too (new messages take the socket, RELEASEs stop) and answers DONE after its last notice.
+  // Once DONE arrived and everything before it is in the inbox, no notice can follow: the
+  // connection moves as a plain socket, its unread messages with it.
+
+  /** Resolves once the lane is retired (or the peer is gone). */
+  retire(): Promise<void> {
+    if (this.retired) return RESOLVED;
+    if (this.retirement) return this.retirement.done;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.retirement = { done: promise, resolve };
+    this.lane.active = false;
+    this.eager = true;
+    this.sends.push({ message: null, body: null, signal: "off", resolve: noop, reject: noop });
+    this.pump();
+    this.drain(true);
+    return promise;
+  }
+
+  private peerRetires(): void {
+    this.peerLeaving = true;
+    this.sends.push({ message: null, body: null, signal: "done", resolve: noop, reject: noop });
+    this.pump();
+  }
+
+  private peerFinished(): void {
+    this.peerDone = true;
+    queueMicrotask(() => this.checkRetired());
+  }
+
+  private checkRetired(): void {
+    const r = this.retirement;
+    if (!r || this.retired || !(this.peerDone || this.ended || this.failure)) return;
+    if (this.reading !== null || this.held.length > 0 || this.sends.length > 0) return;
+    this.retired = true;
+    // Every message this end put into the lane is out: the peer maps its regions itself.
+    for (const send of this.settling.splice(0)) send.resolve();
+    this.lane.close(new OSError("the shared-memory lane was retired", "HANDLE_CLOSED"));
+    r.resolve();
   }
 
   // ---- receiving (the frame decoder's sink, in front of the inbox) ----
@@ -185,8 +257,10 @@ export class LaneLink implements FrameSink {
 
   /** The peer's stream ended (`cut`: how, as for the inbox): a lane message cut short fails. */
   finish(cut: Error | null): void {
+    this.ended = true;
     this.lane.end();
     this.after(() => this.inbox.finish(cut));
+    this.checkRetired();
   }
 
   private after(action: () => void): void {
@@ -221,7 +295,7 @@ export class LaneLink implements FrameSink {
         this.held.shift();
         item();
       } else {
-        if (!this.inbox.empty) break; // the inbox's emptied hook comes back here
+        if (!this.eager && !this.inbox.empty) break; // the inbox's emptied hook comes back here
         this.held.shift();
         this.read(item);
       }
@@ -236,6 +310,7 @@ export class LaneLink implements FrameSink {
     }
     // Inside the decoder, it settles the inbox once the chunk is done.
     if (outsideDecoder) this.inbox.settle();
+    this.checkRetired();
   }
 
   private read(message: IncomingMessage): void {
@@ -269,6 +344,7 @@ export class LaneLink implements FrameSink {
     if (!this.failure) this.failure = error;
     for (const send of this.sends.splice(0)) send.reject(this.failure);
     for (const send of this.settling.splice(0)) send.reject(this.failure);
+    this.checkRetired();
   }
 
   /** Unmap and close everything of the lane (the connection closed). */

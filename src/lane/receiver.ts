@@ -11,7 +11,7 @@
 import { OSError } from "../errors.ts";
 import { closeFd } from "../os/libc.ts";
 import { messageBuffer } from "./buffers.ts";
-import { FIRST, HELLO, LAST, OFFER, PIECE, RELEASE, RETIRE, encodeNotice, type Notice } from "./notices.ts";
+import { DONE, FIRST, HELLO, LAST, OFF, OFFER, PIECE, RELEASE, RETIRE, encodeNotice, type Notice } from "./notices.ts";
 import { Region } from "./region.ts";
 import { PAGE } from "./ring.ts";
 
@@ -189,7 +189,7 @@ export class LaneReceiver {
   }
 
   /** Follow a notice from the peer; returns the message a FIRST piece starts. Throws on a bad one. */
-  take(notice: Exclude<Notice, { kind: typeof RELEASE | typeof HELLO }>): IncomingMessage | null {
+  take(notice: Exclude<Notice, { kind: typeof RELEASE | typeof HELLO | typeof OFF | typeof DONE }>): IncomingMessage | null {
     if (this.failure) throw this.failure;
     try {
       if (notice.kind === PIECE) return this.piece(notice);

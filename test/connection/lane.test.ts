@@ -165,15 +165,30 @@ describe("Pipe({ sharedMemory: true })", () => {
     expect(() => Pipe(true, { sharedMemory: "yes" as unknown as boolean })).toThrow(TypeError);
   });
 
-  test("a connection with the lane refuses to move to another process, and sends nothing", async () => {
+  test("a connection with the lane passed to another connection's peer: the lane is retired first, and every message arrives exactly", async () => {
     const [a, b] = Pipe(true, { sharedMemory: true });
     const [c, d] = Pipe();
-    const error = await c.send(a).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(OSError);
-    expect((error as OSError).code).toBe("LANE_NOT_MOVABLE");
-    expect(await d.poll(0)).toBe(false);
-    await a.sendBytes(random(MiB, 1));
-    expect((await b.recvBytes()).byteLength).toBe(MiB);
-    for (const conn of [a, b, c, d]) conn.close();
+    // Lane messages in flight both ways and unread, around small ones.
+    const toB = [random(2 * MiB, 1), random(5, 2), random(3 * MiB, 3)];
+    const toA = [random(MiB, 4), random(7, 5), random(4 * MiB, 6)];
+    const sends = [...toB.map((body) => a.sendBytes(body)), ...toA.map((body) => b.sendBytes(body))];
+    const moved = c.send(a as unknown as never);
+    const after = c.sendBytes(random(9, 7)); // waits behind the move: order kept
+    const a2 = (await d.recv()) as unknown as Connection;
+    expect(hash(await d.recvBytes())).toBe(hash(random(9, 7)));
+    await moved;
+    await after;
+    a.close();
+    // What b had sent, unread at a, came along; what a had sent is at b.
+    for (const body of toA) expect(hash(await a2.recvBytes())).toBe(hash(body));
+    for (const body of toB) expect(hash(await b.recvBytes())).toBe(hash(body));
+    await Promise.all(sends);
+    // Both ways on, over the socket now: b's lane knows a's end retired.
+    const more = [random(3 * MiB, 8), random(200 * KiB, 9)];
+    await Promise.all([...more.map((body) => b.sendBytes(body)), ...more.map((body) => a2.sendBytes(body))]);
+    for (const body of more) expect(hash(await a2.recvBytes())).toBe(hash(body));
+    for (const body of more) expect(hash(await b.recvBytes())).toBe(hash(body));
+    expect((a2 as unknown as { lane: unknown }).lane).toBeNull();
+    for (const conn of [a2, b, c, d]) conn.close();
   });
 });
