@@ -114,7 +114,8 @@ export class LaneLink implements FrameSink {
       this.settling.push(send);
     }
     if (outbox.error) return this.fail(outbox.error);
-    if (!this.lane.pressing && this.settling.length > 0) for (const send of this.settling.splice(0)) send.resolve();
+    // A resolved send must survive this process exiting: not before the peer holds the region.
+    if (!this.lane.pressing && this.lane.confirmed && this.settling.length > 0) for (const send of this.settling.splice(0)) send.resolve();
   }
 
   // ---- receiving (the frame decoder's sink, in front of the inbox) ----

@@ -56,6 +56,8 @@ export interface LargeMessageTransport {
   carries(size: number): boolean;
   send(body: Uint8Array): OutgoingMessage;
   readonly pressing: boolean;
+  /** The peer holds every region offered to it: sends may resolve (the sender may exit). */
+  readonly confirmed: boolean;
   onReady: () => void;
   take(notice: Uint8Array): IncomingMessage | null;
   end(): void;
@@ -102,6 +104,11 @@ export class Lane implements LargeMessageTransport {
   /** Past the high-water mark: a send() should not resolve yet. */
   get pressing(): boolean {
     return this.sender.pressing;
+  }
+
+  /** The peer holds every region offered to it; until then a send() should not resolve. */
+  get confirmed(): boolean {
+    return this.sender.confirmed;
   }
 
   get onReady(): () => void {

@@ -122,8 +122,10 @@ describe("Pipe({ sharedMemory: true })", () => {
     expect(error).toBeInstanceOf(OSError);
     expect((error as OSError).code).toBe("LANE_NOT_MOVABLE");
     expect(await d.poll(0)).toBe(false);
+    // The first message in a region resolves once the peer holds the region: b must be reading.
+    const received = b.recvBytes();
     await a.sendBytes(random(MiB, 1));
-    expect((await b.recvBytes()).byteLength).toBe(MiB);
+    expect((await received).byteLength).toBe(MiB);
     for (const conn of [a, b, c, d]) conn.close();
   });
 });
