@@ -153,7 +153,8 @@ export class LaneLink implements FrameSink {
       this.settling.push(send);
     }
     if (outbox.error) return this.fail(outbox.error);
-    if (!this.lane.pressing && this.settling.length > 0) for (const send of this.settling.splice(0)) send.resolve();
+    // A resolved send must survive this process exiting: not before the peer holds the region.
+    if (!this.lane.pressing && this.lane.confirmed && this.settling.length > 0) for (const send of this.settling.splice(0)) send.resolve();
     this.checkRetired();
   }
 
@@ -181,8 +182,12 @@ export class LaneLink implements FrameSink {
 
   private peerRetires(): void {
     this.peerLeaving = true;
-    this.sends.push({ message: null, body: null, signal: "done", resolve: noop, reject: noop });
-    this.pump();
+    // DONE also says "I hold every region you offered": the peer may then let its sends resolve
+    // and its process exit, although its RELEASEs (which would prove it) no longer come.
+    void this.lane.held().then(() => {
+      this.sends.push({ message: null, body: null, signal: "done", resolve: noop, reject: noop });
+      this.pump();
+    });
   }
 
   private peerFinished(): void {
@@ -195,7 +200,8 @@ export class LaneLink implements FrameSink {
     if (!r || this.retired || !(this.peerDone || this.ended || this.failure)) return;
     if (this.reading !== null || this.held.length > 0 || this.sends.length > 0) return;
     this.retired = true;
-    // Every message this end put into the lane is out: the peer maps its regions itself.
+    // Every message this end put into the lane is out, and the peer's DONE said it holds every
+    // region they are in (or the peer is gone).
     for (const send of this.settling.splice(0)) send.resolve();
     this.lane.close(new OSError("the shared-memory lane was retired", "HANDLE_CLOSED"));
     r.resolve();

@@ -388,7 +388,8 @@ export class FrameDecoder {
     if (stride > 0) {
       const count = Math.min(this.guesses, GUESS_MAX, Math.ceil(total / stride));
       const n = decodeGuessed(state, chunk, start, total, stride, count);
-      this.guesses = n === count ? this.guesses * 2 : GUESS_MIN;
+      // All right, or all but the last (usually a frame that runs past the chunk): guess more.
+      this.guesses = n >= count - 1 ? Math.min(this.guesses * 2, GUESS_MAX) : GUESS_MIN;
       if (n > 0) return n;
     }
     const n = this.sparse ? decodeHeaders(state, chunk, start, total) : decodeWindow(state, chunk, start, Math.min(total, WIDE, WINDOW_MAX), total);

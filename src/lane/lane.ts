@@ -56,6 +56,8 @@ export interface LargeMessageTransport {
   carries(size: number): boolean;
   send(body: Uint8Array): OutgoingMessage;
   readonly pressing: boolean;
+  /** The peer holds every region offered to it: sends may resolve (the sender may exit). */
+  readonly confirmed: boolean;
   onReady: () => void;
   take(notice: Uint8Array): IncomingMessage | null;
   end(): void;
@@ -104,6 +106,11 @@ export class Lane implements LargeMessageTransport {
     return this.sender.pressing;
   }
 
+  /** The peer holds every region offered to it; until then a send() should not resolve. */
+  get confirmed(): boolean {
+    return this.sender.confirmed;
+  }
+
   get onReady(): () => void {
     return this.sender.onReady;
   }
@@ -148,6 +155,11 @@ export class Lane implements LargeMessageTransport {
 
   /** The peer sent OFF ("off") or DONE ("done"). */
   onSignal: (signal: "off" | "done") => void = () => {};
+
+  /** Resolves once this end holds every region the peer offered so far. */
+  held(): Promise<void> {
+    return this.receiver.held();
+  }
 
   /** Regions mapped on each side (tests, diagnostics). */
   get regions(): { sending: number; receiving: number } {

@@ -166,6 +166,14 @@ const EMPTY = new Uint8Array(0);
 
 
 export class LaneReceiver {
+  /** Region descriptors being fetched. */
+  private readonly fetches = new Set<Promise<void>>();
+
+  /** Resolves once every region offered so far is fetched (held, or failed). */
+  held(): Promise<void> {
+    return Promise.all([...this.fetches]).then(() => undefined);
+  }
+
   private regions = new Map<number, IncomingRegion>();
   private lastRegionId = 0;
   /** The message whose pieces are still arriving. */
@@ -278,7 +286,7 @@ export class LaneReceiver {
     this.lastRegionId = id;
     const r: IncomingRegion = { id, size, region: null, failure: null, waiters: [], retired: false, pieces: 0, bytes: 0 };
     this.regions.set(id, r);
-    this.options.take(ticket).then(
+    const fetch = this.options.take(ticket).then(
       (fd) => {
         if (r.failure) return closeFd(fd); // closed meanwhile
         try {
@@ -294,6 +302,8 @@ export class LaneReceiver {
         this.wake(r);
       },
     );
+    this.fetches.add(fetch);
+    void fetch.finally(() => this.fetches.delete(fetch));
   }
 
   private retire(id: number): void {

@@ -84,6 +84,8 @@ export class LaneSender {
   private firstLive = 0;
   private released = 0;
   private placedCount = 0;
+  /** The first piece placed after the latest OFFER: once the peer released it, it holds that region. */
+  private offeredAt = 0;
   private nextRegionId = 1;
   /** Messages with bytes still to place, oldest first. */
   private waiting: OutgoingMessage[] = [];
@@ -128,6 +130,16 @@ export class LaneSender {
     if (this.waiting.length > 0) return true;
     const c = this.current;
     return c !== null && c.ring.used * 2 > c.ring.size;
+  }
+
+  /**
+   * Whether the peer holds every region offered so far (it released a piece placed after the
+   * latest offer, so it fetched and mapped that region). Until then the region's only owner is
+   * this process: were it to exit, the offered descriptor would die with it, and with it every
+   * message placed there. A send() promise should not resolve before this is true.
+   */
+  get confirmed(): boolean {
+    return this.released >= this.offeredAt;
   }
 
   /** The peer consumed pieces up to `count` (cumulative). A count that does not fit fails the lane. */
@@ -254,6 +266,7 @@ export class LaneSender {
       if (old.live === 0) old.region.close();
     }
     out.push(encodeNotice({ kind: OFFER, region: region.id, size, ticket }));
+    this.offeredAt = this.placedCount + 1;
     this.current = { region, ring: new Ring(size), live: 0, retired: false };
     return this.current;
   }

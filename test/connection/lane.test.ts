@@ -131,8 +131,9 @@ describe("Pipe({ sharedMemory: true })", () => {
     // The process's descriptor sharer (one listening socket, shared with connection passing)
     // stays once used: start it before counting.
     const [x, y] = Pipe(true, { sharedMemory: true });
-    await x.sendBytes(random(MiB, 9));
+    const warm = x.sendBytes(random(MiB, 9));
     await y.recvBytes();
+    await warm;
     x.close();
     y.close();
     await turns(20);
@@ -140,11 +141,13 @@ describe("Pipe({ sharedMemory: true })", () => {
     const maps = mappings();
     const [a, b] = Pipe(true, { sharedMemory: true });
     expect(await b.poll(0)).toBe(false);
-    await a.sendBytes(random(4 * MiB, 3));
+    // The first send into a region resolves once the peer holds it (it read a message there).
+    const sent = a.sendBytes(random(4 * MiB, 3));
     expect(await wait([b], 30)).toEqual([b]);
     expect(await b.poll(null)).toBe(true);
-    a.close();
     expect((await b.recvBytes()).byteLength).toBe(4 * MiB);
+    await sent;
+    a.close();
     expect(await b.recvBytes().catch((error: unknown) => (error as Error).name)).toBe("EOFError");
     b.close();
     await turns(20);
