@@ -17,6 +17,8 @@ import { unsendable, type Serializer } from "../serializers/serializer.ts";
 import { ObjectCodec, type Carrier, type Leaving } from "./reduction.ts";
 import { waitable, type Readiness } from "./waitable.ts";
 import { LaneLink, RetireFirst, laneSupported, sharedMemoryOption, type LaneStart } from "./lane-link.ts";
+import { mark } from "./lane-markers.ts";
+import { isUnixStream } from "../os/scm-rights.ts";
 
 export interface ConnectionOptions<T = unknown> {
   /** How send()/recv() turn objects into bytes (default "structured"). */
@@ -106,13 +108,16 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
 
   /** Wrap an inherited or raw socket descriptor (e.g. a `Bun.spawn` stdio slot). An invalid fd throws. */
   static fromFd<T = unknown>(fd: number, options: FdConnectionOptions<T> & { sharedMemory?: boolean } = {}): Connection<T> {
-    // No proof that the peer speaks the lane can travel on a bare socket without a byte a
-    // CPython peer would read (docs/large-messages.md, "Negotiation"): refuse rather than guess.
-    if (sharedMemoryOption(options.sharedMemory, false)) {
-      throw new TypeError("Connection.fromFd() cannot use sharedMemory yet: use Pipe({ sharedMemory: true }), spawn(), or a unix Listener/Client with an authkey");
-    }
+    const lane = sharedMemoryOption(options.sharedMemory, false);
     checkDescriptor(fd);
-    return new Connection<T>(fd, options);
+    const conn = new Connection<T>(fd, options);
+    // The peer's end shows it speaks the lane through a marker the kernel lets us find
+    // (src/connection/lane-markers.ts); without one, nothing of the lane is ever written.
+    if (lane && laneSupported && conn.canRead && conn.canWrite && isUnixStream(fd)) {
+      const marker = mark(fd);
+      if (marker) conn.useLane(marker.peerSpeaksLane ? "hello" : "listen", () => marker.remove());
+    }
+    return conn;
   }
 
   /** @internal A connection over a socket Bun already opened (Listener, Client). */
@@ -478,7 +483,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     useLane = (conn, start) => conn.useLane(start);
   }
 
-  private useLane(start: LaneStart): boolean {
+  private useLane(start: LaneStart, cleanup?: () => void): boolean {
     if (!laneSupported || this.lane || !this.canRead || !this.canWrite || this.isClosed) return false;
     // Nothing was decoded yet (the socket is read from the next turn on): swap the decoder for one that feeds the lane.
     this.decoder.dispose();
@@ -492,7 +497,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
       settle: () => link.settle(),
     }, bodyBuffer);
     this.decoder.notices = (body) => link.notice(body);
-    link = new LaneLink(this.inbox, () => this.outbox ?? this.openOutbox(), (paused) => this.pauseFor(LANE, paused), start);
+    link = new LaneLink(this.inbox, () => this.outbox ?? this.openOutbox(), (paused) => this.pauseFor(LANE, paused), start, cleanup);
     this.lane = link;
     return true;
   }

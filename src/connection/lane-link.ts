@@ -91,6 +91,8 @@ export class LaneLink implements FrameSink {
     /** Pause (true) or resume (false) reading from the socket, for bodies waiting here. */
     private readonly pause: (paused: boolean) => void,
     start: LaneStart,
+    /** Run once the lane is closed or retired (fromFd's marker goes then). */
+    private readonly cleanup: () => void = noop,
     options: LaneOptions = {},
   ) {
     const io: LaneIO = {
@@ -204,6 +206,7 @@ export class LaneLink implements FrameSink {
     // region they are in (or the peer is gone).
     for (const send of this.settling.splice(0)) send.resolve();
     this.lane.close(new OSError("the shared-memory lane was retired", "HANDLE_CLOSED"));
+    this.cleanup();
     r.resolve();
   }
 
@@ -361,6 +364,7 @@ export class LaneLink implements FrameSink {
     this.held = [];
     this.heldBytes = 0;
     this.lane.close(closed);
+    this.cleanup();
   }
 }
 
