@@ -65,6 +65,8 @@ export let leavingOf: (conn: Connection<unknown>) => Leaving;
  * work (not Linux, a one-way connection, one already in use). Returns whether it did.
  */
 export let useLane: (conn: Connection<unknown>, start: LaneStart) => boolean;
+/** Give `conn` the lane if the other end of its unix socket has it on too (Listener/Client without an authkey). */
+export let useMarkedLane: (conn: Connection<unknown>) => void;
 
 const noop = (): void => {};
 /** pauseFor() callers. */
@@ -113,11 +115,15 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     const conn = new Connection<T>(fd, options);
     // The peer's end shows it speaks the lane through a marker the kernel lets us find
     // (src/connection/lane-markers.ts); without one, nothing of the lane is ever written.
-    if (lane && laneSupported && conn.canRead && conn.canWrite && isUnixStream(fd)) {
-      const marker = mark(fd);
-      if (marker) conn.useLane(marker.peerSpeaksLane ? "hello" : "listen", () => marker.remove());
-    }
+    if (lane) conn.useMarkedLane();
     return conn;
+  }
+
+  /** The lane, when the other end of this unix socket shows it has it on (src/connection/lane-markers.ts). */
+  private useMarkedLane(): void {
+    if (!laneSupported || !this.canRead || !this.canWrite || this.fd < 0 || !isUnixStream(this.fd)) return;
+    const marker = mark(this.fd);
+    if (marker) this.useLane(marker.peerSpeaksLane ? "hello" : "listen", () => marker.remove());
   }
 
   /** @internal A connection over a socket Bun already opened (Listener, Client). */
@@ -481,6 +487,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   static {
     leavingOf = (conn) => conn.leaving();
     useLane = (conn, start) => conn.useLane(start);
+    useMarkedLane = (conn) => conn.useMarkedLane();
   }
 
   private useLane(start: LaneStart, cleanup?: () => void): boolean {

@@ -3,7 +3,7 @@
 // return the Connection.
 import type { TLSOptions } from "bun";
 import { parseAddress, toOSError, type Address, type Endpoint, type Family } from "./address.ts";
-import { Connection, useLane, type ConnectionOptions } from "../connection/connection.ts";
+import { Connection, useLane, useMarkedLane, type ConnectionOptions } from "../connection/connection.ts";
 import { laneSupported, sharedMemoryOption } from "../connection/lane-link.ts";
 import { AuthenticationError, EOFError, OSError } from "../errors.ts";
 import { clientHandshake, toAuthkey, type Authkey } from "./handshake.ts";
@@ -31,22 +31,20 @@ export async function Client<T = unknown>(address: Address, options: ClientOptio
   const seconds = handshakeSeconds(options.handshakeTimeout);
   const serializer = resolveSerializer(options.serializer);
   const tls = checkTls(options.tls, endpoint);
-  const lane = laneWanted(options.sharedMemory, key, endpoint);
+  const lane = laneWanted(options.sharedMemory, endpoint);
   const conn = await connect(endpoint, tls && withServerName(tls, address), serializer);
   if (key !== null) await authenticate(conn, () => clientHandshake(conn, key, lane ? laneHandshake(conn as Connection<unknown>) : {}), seconds);
+  else if (lane) useMarkedLane(conn as Connection<unknown>);
   return conn;
 }
 
 /**
  * @internal Whether a Listener or Client end offers the lane: the option, on a unix socket, where
- * the lane works. It is negotiated inside the authkey handshake, so it needs an authkey.
+ * the lane works. With an authkey the ends agree inside the handshake; without one, through
+ * markers the kernel lets each end find (src/connection/lane-markers.ts).
  */
-export function laneWanted(option: unknown, key: Uint8Array | null, endpoint: Endpoint): boolean {
-  const wanted = sharedMemoryOption(option, false);
-  if (wanted && key === null) {
-    throw new TypeError("sharedMemory needs an authkey on a Listener or Client: the two ends agree on the lane inside the authkey handshake");
-  }
-  return wanted && endpoint.family === "AF_UNIX" && laneSupported;
+export function laneWanted(option: unknown, endpoint: Endpoint): boolean {
+  return sharedMemoryOption(option, false) && endpoint.family === "AF_UNIX" && laneSupported;
 }
 
 /** @internal The handshake option that gives `conn` the lane once the peer's challenge shows it has it on. */

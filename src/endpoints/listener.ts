@@ -16,7 +16,7 @@ import {
   type PeerAddress,
 } from "./address.ts";
 import { authenticate, checkTls, handshakeSeconds, laneHandshake, laneWanted } from "./client.ts";
-import { Connection, type ConnectionOptions } from "../connection/connection.ts";
+import { Connection, useMarkedLane, type ConnectionOptions } from "../connection/connection.ts";
 import { AuthenticationError, OSError } from "../errors.ts";
 import { serverHandshake, toAuthkey, type Authkey } from "./handshake.ts";
 import { resolveSerializer } from "../serializers/index.ts";
@@ -68,7 +68,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
     this.authkey = authkey === undefined || authkey === null ? null : toAuthkey(authkey);
     this.handshakeTimeout = handshakeSeconds(options.handshakeTimeout);
     this.endpoint = parseAddress(address, family, true);
-    this.lane = laneWanted(options.sharedMemory, this.authkey, this.endpoint);
+    this.lane = laneWanted(options.sharedMemory, this.endpoint);
     const socket = { ...socketHandlers, open: (s: LinkedSocket) => this.arrive(s) };
     const endpoint = this.endpoint;
     if (endpoint.family === "AF_UNIX") {
@@ -187,7 +187,10 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
     socket.unref();
     const peer: PeerAddress = this.endpoint.family === "AF_UNIX" ? "" : [socket.remoteAddress, socket.remotePort];
     const key = this.authkey;
-    if (key === null) return this.enqueue({ peer, conn, socket });
+    if (key === null) {
+      if (this.lane) useMarkedLane(conn as Connection<unknown>);
+      return this.enqueue({ peer, conn, socket });
+    }
     this.handshaking.add(conn);
     authenticate(conn as Connection<unknown>, () => serverHandshake(conn, key, this.lane ? laneHandshake(conn as Connection<unknown>) : {}), this.handshakeTimeout).then(
       () => {

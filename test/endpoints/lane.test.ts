@@ -57,12 +57,29 @@ test("only one end with sharedMemory: no lane, the socket carries everything", a
   }
 });
 
-test("sharedMemory without an authkey, or of the wrong type, is a TypeError", async () => {
-  expect(() => new Listener(undefined, { sharedMemory: true })).toThrow(/needs an authkey/);
-  await expect(Client("/nonexistent/x", { sharedMemory: true })).rejects.toThrow(TypeError);
+test("without an authkey, both ends with sharedMemory: the lane, through the kernel's markers", async () => {
+  using listener = new Listener(undefined, { sharedMemory: true });
+  const [server, client] = await Promise.all([listener.accept(), Client(listener.address as string, { sharedMemory: true })]);
+  // The end that looked second found the other's marker and said HELLO first: one round trip each way.
+  await client.sendBytes(new Uint8Array(1));
+  await server.recvBytes();
+  await server.sendBytes(new Uint8Array(1));
+  await client.recvBytes();
+  expect(laneOf(server)!.active).toBe(true);
+  expect(laneOf(client)!.active).toBe(true);
+  await exchange(server, client);
+  expect(laneOf(server)!.regions.sending).toBeGreaterThan(0);
+  expect(laneOf(client)!.regions.sending).toBeGreaterThan(0);
+  server.close();
+  client.close();
+});
+
+test("sharedMemory of the wrong type is a TypeError", async () => {
   expect(() => new Listener(undefined, { authkey: KEY, sharedMemory: 1 as unknown as boolean })).toThrow(TypeError);
+  await expect(Client("/nonexistent/x", { sharedMemory: "yes" as unknown as boolean })).rejects.toThrow(TypeError);
   expect(() => Connection.fromFd(0, { sharedMemory: "on" as unknown as boolean })).toThrow(TypeError);
 });
+
 
 test("Connection.fromFd with sharedMemory on both ends of a socketpair: the lane, found through the kernel; markers gone after close", async () => {
   const [x, y] = socketpair();
