@@ -207,10 +207,16 @@ export class SendBlock {
     return SendBlock.free.pop() ?? new SendBlock(grow(SendBlock.SIZE / PAGE));
   }
 
-  /** Put `body` at `offset` and note its length as entry `index` of the table. */
-  put(index: number, offset: number, body: Uint8Array): void {
-    u8.set(body, this.at + offset);
-    u32[(this.at >>> 2) + index] = body.byteLength;
+  /**
+   * The whole block as bytes, and its first `entries` u32 as the table of body lengths: views
+   * that a grow of codec memory detaches (their byteLength becomes 0), so a caller keeps them
+   * only as long as their byteLength says they are live.
+   */
+  bytes(): Uint8Array {
+    return u8.subarray(this.at, this.at + SendBlock.SIZE);
+  }
+  lengths(entries: number): Uint32Array {
+    return u32.subarray(this.at >>> 2, (this.at >>> 2) + entries);
   }
 
   /** Write the headers of `count` frames placed from `offset` on. */
