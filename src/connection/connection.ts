@@ -16,7 +16,9 @@ import { resolveSerializer, type SerializerName } from "../serializers/index.ts"
 import { unsendable, type Serializer } from "../serializers/serializer.ts";
 import { ObjectCodec, type Carrier, type Leaving } from "./reduction.ts";
 import { waitable, type Readiness } from "./waitable.ts";
-import { LaneLink, laneSupported, sharedMemoryOption, type LaneStart } from "./lane-link.ts";
+import { LaneLink, RetireFirst, laneSupported, sharedMemoryOption, type LaneStart } from "./lane-link.ts";
+import { mark } from "./lane-markers.ts";
+import { isUnixStream } from "../os/scm-rights.ts";
 
 export interface ConnectionOptions<T = unknown> {
   /** How send()/recv() turn objects into bytes (default "structured"). */
@@ -65,6 +67,9 @@ export let leavingOf: (conn: Connection<unknown>) => Leaving;
 export let useLane: (conn: Connection<unknown>, start: LaneStart) => boolean;
 
 const noop = (): void => {};
+/** pauseFor() callers. */
+const INBOX = 1;
+const LANE = 2;
 const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, AsyncDisposable {
@@ -78,6 +83,10 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   /** The shared-memory lane, when this connection has one (registered by useLane). */
   private lane: LaneLink | null = null;
   private isClosed = false;
+  /** Sends wait behind this while a connection they carry retires its lane (see sendObject). */
+  private behind: Promise<void> | null = null;
+  /** Who asked to stop reading the socket: the inbox, the lane (bits). */
+  private pausedBy = 0;
   private canRead: boolean;
   private canWrite: boolean;
 
@@ -90,7 +99,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     this.canRead = readable;
     this.canWrite = writable;
     this.inbox = new Inbox(
-      (paused) => (paused ? this.socket?.pause() : this.socket?.resume()),
+      (paused) => this.pauseFor(INBOX, paused),
       () => this.stopReading(),
     );
     this.decoder = new FrameDecoder(this.inbox, bodyBuffer);
@@ -99,13 +108,16 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
 
   /** Wrap an inherited or raw socket descriptor (e.g. a `Bun.spawn` stdio slot). An invalid fd throws. */
   static fromFd<T = unknown>(fd: number, options: FdConnectionOptions<T> & { sharedMemory?: boolean } = {}): Connection<T> {
-    // No proof that the peer speaks the lane can travel on a bare socket without a byte a
-    // CPython peer would read (docs/large-messages.md, "Negotiation"): refuse rather than guess.
-    if (sharedMemoryOption(options.sharedMemory, false)) {
-      throw new TypeError("Connection.fromFd() cannot use sharedMemory yet: use Pipe({ sharedMemory: true }), spawn(), or a unix Listener/Client with an authkey");
-    }
+    const lane = sharedMemoryOption(options.sharedMemory, false);
     checkDescriptor(fd);
-    return new Connection<T>(fd, options);
+    const conn = new Connection<T>(fd, options);
+    // The peer's end shows it speaks the lane through a marker the kernel lets us find
+    // (src/connection/lane-markers.ts); without one, nothing of the lane is ever written.
+    if (lane && laneSupported && conn.canRead && conn.canWrite && isUnixStream(fd)) {
+      const marker = mark(fd);
+      if (marker) conn.useLane(marker.peerSpeaksLane ? "hello" : "listen", () => marker.remove());
+    }
+    return conn;
   }
 
   /** @internal A connection over a socket Bun already opened (Listener, Client). */
@@ -138,16 +150,45 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   send(obj: T): Promise<void> {
     try {
       this.checkWritable();
-      return this.sendFrame(this.objects.dumps(obj));
     } catch (error) {
       return Promise.reject(error);
     }
+    if (this.behind) return this.queueBehind(() => this.sendObject(obj));
+    return this.sendObject(obj);
+  }
+
+  private sendObject(obj: T): Promise<void> {
+    try {
+      return this.sendFrame(this.objects.dumps(obj));
+    } catch (error) {
+      // A connection inside with the shared-memory lane: encode again once it is retired; the
+      // sends made meanwhile wait behind this one, so the order stays the caller's.
+      if (error instanceof RetireFirst) return this.queueBehind(() => this.sendObject(obj), error.until);
+      return Promise.reject(error);
+    }
+  }
+
+  /** Run `task` after `first` (by default, the sends already waiting), and make later sends wait for it. */
+  private queueBehind(task: () => Promise<void>, first: Promise<void> | null = this.behind): Promise<void> {
+    const run = (first ?? RESOLVED).then(task);
+    const tail = run.then(noop, noop);
+    this.behind = tail;
+    void tail.then(() => {
+      if (this.behind === tail) this.behind = null;
+    });
+    run.catch(noop);
+    return run;
   }
 
   /** Send `size` bytes of `buf` from byte `offset` as one message. */
   sendBytes(buf: BytesLike, offset = 0, size?: number): Promise<void> {
     try {
       this.checkWritable();
+      if (this.behind) {
+        // Taken now, as every send's bytes are: the caller may reuse its buffer at once.
+        const copy = byteRange(buf, offset, size).slice();
+        return this.queueBehind(() => this.sendFrame(copy));
+      }
       return this.sendFrame(byteRange(buf, offset, size));
     } catch (error) {
       return Promise.reject(error);
@@ -442,7 +483,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     useLane = (conn, start) => conn.useLane(start);
   }
 
-  private useLane(start: LaneStart): boolean {
+  private useLane(start: LaneStart, cleanup?: () => void): boolean {
     if (!laneSupported || this.lane || !this.canRead || !this.canWrite || this.isClosed) return false;
     // Nothing was decoded yet (the socket is read from the next turn on): swap the decoder for one that feeds the lane.
     this.decoder.dispose();
@@ -454,9 +495,9 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
       destination: (length) => link.destination(length),
       invalid: (length) => link.invalid(length),
       settle: () => link.settle(),
-    }, messageBuffer);
+    }, bodyBuffer);
     this.decoder.notices = (body) => link.notice(body);
-    link = new LaneLink(this.inbox, () => this.outbox ?? this.openOutbox(), start);
+    link = new LaneLink(this.inbox, () => this.outbox ?? this.openOutbox(), (paused) => this.pauseFor(LANE, paused), start, cleanup);
     this.lane = link;
     return true;
   }
@@ -465,12 +506,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     return {
       connection: this as Connection<unknown>,
       unread: () => {
-        if (this.lane) {
-          throw new OSError(
-            "a connection with the shared-memory lane cannot be passed to another process; make it with { sharedMemory: false }",
-            "LANE_NOT_MOVABLE",
-          );
-        }
+        // The lane does not move: retire it first (the sending connection waits, then encodes again).
+        if (this.lane && !this.lane.retired) throw new RetireFirst(this.lane.retire());
         return { fd: this.inbox.ended ? -1 : this.fd, messages: this.inbox.peek(), partial: this.decoder.pending() };
       },
       leave: () => {
@@ -509,6 +546,14 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     const socket = this.start();
     this.outbox = new Outbox(socket, () => this.fd);
     return this.outbox;
+  }
+
+  /** Reading pauses while the inbox or the lane asks it to. */
+  private pauseFor(who: number, paused: boolean): void {
+    const before = this.pausedBy;
+    this.pausedBy = paused ? before | who : before & ~who;
+    if (before === 0 && this.pausedBy !== 0) this.socket?.pause();
+    else if (before !== 0 && this.pausedBy === 0) this.socket?.resume();
   }
 
   /** After "bad message length", as CPython: a duplex end becomes write-only, a read-only end closes. */

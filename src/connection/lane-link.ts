@@ -29,6 +29,8 @@ export type LaneStart =
 
 interface Send {
   message: OutgoingMessage | null;
+  /** A lane signal to write in this place: OFF (this end retires) or DONE (the answer). */
+  signal?: "off" | "done";
   /** A socket message waiting behind a lane message (a copy). */
   body: Uint8Array | null;
   resolve: () => void;
@@ -39,6 +41,18 @@ interface Send {
 type Held = Uint8Array | IncomingMessage | (() => void);
 
 const RESOLVED = Promise.resolve();
+const noop = (): void => {};
+
+/** Thrown where a connection with the lane is about to move: retry once `until` resolved (the lane retired). */
+export class RetireFirst extends Error {
+  constructor(readonly until: Promise<void>) {
+    super("the shared-memory lane must be retired before this connection moves");
+  }
+}
+/** Socket bodies waiting behind an unread lane message: the socket pauses above PAUSE_AT bytes, as the inbox's. */
+const PAUSE_AT = 16 << 20;
+const RESUME_AT = 4 << 20;
+const HELD_OVERHEAD = 32;
 
 /** Whether this process can use the lane at all (Linux, a supported architecture). */
 export const laneSupported = supported;
@@ -56,21 +70,43 @@ export class LaneLink implements FrameSink {
   private settling: Send[] = [];
   private reading: IncomingMessage | null = null;
   private held: Held[] = [];
+  private heldBytes = 0;
+  private paused = false;
+  /** False once the inbox takes nothing more (a refused message, an error): what waits is dropped. */
+  private open = true;
   private failure: Error | null = null;
+  /** Retiring (the connection is about to move): read every lane message out at once. */
+  private eager = false;
+  private retirement: { done: Promise<void>; resolve: () => void } | null = null;
+  private peerDone = false;
+  private ended = false;
+  /** The peer is retiring: no RELEASE goes to it any more (its socket is about to move). */
+  private peerLeaving = false;
+  /** Retired: this end writes and reads no notice any more; the connection may move. */
+  retired = false;
 
   constructor(
     private readonly inbox: Inbox,
     private readonly outbox: () => Outbox,
+    /** Pause (true) or resume (false) reading from the socket, for bodies waiting here. */
+    private readonly pause: (paused: boolean) => void,
     start: LaneStart,
+    /** Run once the lane is closed or retired (fromFd's marker goes then). */
+    private readonly cleanup: () => void = noop,
     options: LaneOptions = {},
   ) {
     const io: LaneIO = {
-      control: (frame) => this.outbox().control(frame),
+      control: (frame) => {
+        if (!this.peerLeaving) this.outbox().control(frame);
+      },
       give: giveDescriptor,
       take: takeDescriptor,
     };
     this.lane = new Lane(io, options, start !== "listen");
     this.lane.onReady = () => this.pump();
+    this.lane.onSignal = (signal) => (signal === "off" ? this.peerRetires() : this.peerFinished());
+    // Not from inside the inbox's own call: the next read may hand it a message at once.
+    inbox.emptied = () => queueMicrotask(this.resume);
     if (start === "hello") this.outbox().sendFramed(Lane.hello());
   }
 
@@ -102,6 +138,11 @@ export class LaneLink implements FrameSink {
     const outbox = this.outbox();
     while (this.sends.length > 0) {
       const send = this.sends[0]!;
+      if (send.signal) {
+        this.sends.shift();
+        outbox.sendFramed(Lane.signal(send.signal));
+        continue;
+      }
       if (send.body) {
         this.sends.shift();
         outbox.send(send.body).then(send.resolve, send.reject);
@@ -116,6 +157,57 @@ export class LaneLink implements FrameSink {
     if (outbox.error) return this.fail(outbox.error);
     // A resolved send must survive this process exiting: not before the peer holds the region.
     if (!this.lane.pressing && this.lane.confirmed && this.settling.length > 0) for (const send of this.settling.splice(0)) send.resolve();
+    this.checkRetired();
+  }
+
+  // ---- retiring, before the connection moves to another process ----
+  //
+  // This end stops putting messages into the lane, writes OFF once its last lane message is out,
+  // and reads every lane message the peer announced into ordinary bodies. The peer, on OFF, stops
+  // too (new messages take the socket, RELEASEs stop) and answers DONE after its last notice.
+  // Once DONE arrived and everything before it is in the inbox, no notice can follow: the
+  // connection moves as a plain socket, its unread messages with it.
+
+  /** Resolves once the lane is retired (or the peer is gone). */
+  retire(): Promise<void> {
+    if (this.retired) return RESOLVED;
+    if (this.retirement) return this.retirement.done;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.retirement = { done: promise, resolve };
+    this.lane.active = false;
+    this.eager = true;
+    this.sends.push({ message: null, body: null, signal: "off", resolve: noop, reject: noop });
+    this.pump();
+    this.drain(true);
+    return promise;
+  }
+
+  private peerRetires(): void {
+    this.peerLeaving = true;
+    // DONE also says "I hold every region you offered": the peer may then let its sends resolve
+    // and its process exit, although its RELEASEs (which would prove it) no longer come.
+    void this.lane.held().then(() => {
+      this.sends.push({ message: null, body: null, signal: "done", resolve: noop, reject: noop });
+      this.pump();
+    });
+  }
+
+  private peerFinished(): void {
+    this.peerDone = true;
+    queueMicrotask(() => this.checkRetired());
+  }
+
+  private checkRetired(): void {
+    const r = this.retirement;
+    if (!r || this.retired || !(this.peerDone || this.ended || this.failure)) return;
+    if (this.reading !== null || this.held.length > 0 || this.sends.length > 0) return;
+    this.retired = true;
+    // Every message this end put into the lane is out, and the peer's DONE said it holds every
+    // region they are in (or the peer is gone).
+    for (const send of this.settling.splice(0)) send.resolve();
+    this.lane.close(new OSError("the shared-memory lane was retired", "HANDLE_CLOSED"));
+    this.cleanup();
+    r.resolve();
   }
 
   // ---- receiving (the frame decoder's sink, in front of the inbox) ----
@@ -129,8 +221,11 @@ export class LaneLink implements FrameSink {
       this.inbox.fault(error as Error);
       return false;
     }
-    if (message) this.arrive(message);
-    return true;
+    if (message) {
+      this.held.push(message);
+      this.drain(false);
+    }
+    return this.open;
   }
 
   private get holding(): boolean {
@@ -139,7 +234,7 @@ export class LaneLink implements FrameSink {
 
   frame(body: Uint8Array): boolean {
     if (!this.holding) return this.inbox.frame(body);
-    this.held.push(body);
+    this.hold(body);
     return true;
   }
 
@@ -147,7 +242,7 @@ export class LaneLink implements FrameSink {
     if (!this.holding) return this.inbox.frames(buffer, base, table, count);
     for (let i = 0; i < 2 * count; i += 2) {
       const at = base + table[i]!;
-      this.held.push(buffer.subarray(at, at + table[i + 1]!));
+      this.hold(buffer.subarray(at, at + table[i + 1]!));
     }
     return true;
   }
@@ -171,8 +266,10 @@ export class LaneLink implements FrameSink {
 
   /** The peer's stream ended (`cut`: how, as for the inbox): a lane message cut short fails. */
   finish(cut: Error | null): void {
+    this.ended = true;
     this.lane.end();
     this.after(() => this.inbox.finish(cut));
+    this.checkRetired();
   }
 
   private after(action: () => void): void {
@@ -180,17 +277,56 @@ export class LaneLink implements FrameSink {
     else action();
   }
 
-  private arrive(message: IncomingMessage): void {
-    if (this.holding) this.held.push(message);
-    else this.read(message);
+  /** A socket body behind a lane message; the socket pauses while too many bytes wait so. */
+  private hold(body: Uint8Array): void {
+    this.held.push(body);
+    this.heldBytes += body.byteLength + HELD_OVERHEAD;
+    if (!this.paused && this.heldBytes > PAUSE_AT) {
+      this.paused = true;
+      this.pause(true);
+    }
   }
 
-  /** Read a lane message out of its region, then hand it to the inbox and go on with what waited. */
+  /**
+   * Hand what waits to the inbox, in order. A lane message is read out of its region only once
+   * the inbox is empty — so a receiver is served at once, but a burst is copied out as the
+   * application takes it, into memory the previous results may have given back — and then
+   * straight into a waiting recvBytesInto's buffer when there is one.
+   */
+  private drain(outsideDecoder: boolean): void {
+    while (this.open && this.reading === null && this.held.length > 0) {
+      const item = this.held[0]!;
+      if (item instanceof Uint8Array) {
+        this.held.shift();
+        this.heldBytes -= item.byteLength + HELD_OVERHEAD;
+        this.open = this.inbox.frame(item);
+      } else if (typeof item === "function") {
+        this.held.shift();
+        item();
+      } else {
+        if (!this.eager && !this.inbox.empty) break; // the inbox's emptied hook comes back here
+        this.held.shift();
+        this.read(item);
+      }
+    }
+    if (!this.open) {
+      this.held = [];
+      this.heldBytes = 0;
+    }
+    if (this.paused && this.heldBytes < RESUME_AT) {
+      this.paused = false;
+      this.pause(false);
+    }
+    // Inside the decoder, it settles the inbox once the chunk is done.
+    if (outsideDecoder) this.inbox.settle();
+    this.checkRetired();
+  }
+
   private read(message: IncomingMessage): void {
     // As on the socket: a body longer than the waiting receive's maxlength is refused unread.
     if (!this.inbox.begin(message.length)) {
       message.discard();
-      this.held = [];
+      this.open = false;
       return;
     }
     const target = this.inbox.destination(message.length);
@@ -199,23 +335,16 @@ export class LaneLink implements FrameSink {
       if (this.reading !== message) return;
       this.reading = null;
       if (error) {
-        this.held = [];
+        this.open = false;
         this.inbox.finish(error);
-        return;
-      }
-      let open = this.inbox.frame(bytes);
-      while (open && this.reading === null && this.held.length > 0) {
-        const item = this.held.shift()!;
-        if (item instanceof Uint8Array) open = this.inbox.frame(item);
-        else if (typeof item === "function") item();
-        else this.read(item);
-      }
-      if (!open) this.held = [];
-      this.inbox.settle();
+      } else this.open = this.inbox.frame(bytes);
+      this.drain(true);
     };
     if (target) message.readInto(target, 0, (error) => done(error, target));
     else message.read(done);
   }
+
+  private readonly resume = (): void => this.drain(true);
 
   // ---- ending ----
 
@@ -224,6 +353,7 @@ export class LaneLink implements FrameSink {
     if (!this.failure) this.failure = error;
     for (const send of this.sends.splice(0)) send.reject(this.failure);
     for (const send of this.settling.splice(0)) send.reject(this.failure);
+    this.checkRetired();
   }
 
   /** Unmap and close everything of the lane (the connection closed). */
@@ -232,7 +362,9 @@ export class LaneLink implements FrameSink {
     this.fail(closed);
     this.reading = null;
     this.held = [];
+    this.heldBytes = 0;
     this.lane.close(closed);
+    this.cleanup();
   }
 }
 

@@ -14,7 +14,7 @@
 //   descriptors — `io.give(fd)` makes a ticket for a region's descriptor, `io.take(ticket)`
 //               fetches one; the connection decides how they travel (SCM_RIGHTS).
 import { OSError } from "../errors.ts";
-import { HELLO, RELEASE, decodeNotice, encodeNotice } from "./notices.ts";
+import { DONE, HELLO, OFF, RELEASE, decodeNotice, encodeNotice } from "./notices.ts";
 import { LaneReceiver, type IncomingMessage } from "./receiver.ts";
 import { LaneSender, type OutgoingMessage } from "./sender.ts";
 
@@ -127,6 +127,12 @@ export class Lane implements LargeMessageTransport {
         this.onReady();
         return null;
       }
+      if (notice.kind === OFF || notice.kind === DONE) {
+        // OFF: the peer's connection is moving away; it takes no new message through the lane.
+        if (notice.kind === OFF) this.active = false;
+        this.onSignal(notice.kind === OFF ? "off" : "done");
+        return null;
+      }
       if (notice.kind !== RELEASE) return this.receiver.take(notice);
       this.sender.release(notice.count);
       return null;
@@ -140,6 +146,19 @@ export class Lane implements LargeMessageTransport {
   /** The notice that tells the peer this end speaks the lane (written once, before any other). */
   static hello(): Uint8Array {
     return encodeNotice({ kind: HELLO });
+  }
+
+  /** Retiring the lane before a connection moves: "off" asks the peer to stop, "done" answers it. */
+  static signal(signal: "off" | "done"): Uint8Array {
+    return encodeNotice({ kind: signal === "off" ? OFF : DONE });
+  }
+
+  /** The peer sent OFF ("off") or DONE ("done"). */
+  onSignal: (signal: "off" | "done") => void = () => {};
+
+  /** Resolves once this end holds every region the peer offered so far. */
+  held(): Promise<void> {
+    return this.receiver.held();
   }
 
   /** Regions mapped on each side (tests, diagnostics). */

@@ -14,6 +14,8 @@
 //   OFFER    @8 u64 region size  @16 ticket (how the peer fetches the region's descriptor)
 //   RETIRE   (nothing more): the sender will not use this region again
 //   HELLO    (nothing more): this end speaks the lane (negotiation: docs/large-messages.md)
+//   OFF      (nothing more): this end is leaving (its connection moves): write it no more notices
+//   DONE     (nothing more): the answer to OFF: no notice follows from this end
 //
 // Everything in a notice is untrusted: decodeNotice() checks shape only, the lane checks meaning.
 import { OSError } from "../errors.ts";
@@ -26,6 +28,8 @@ export const RELEASE = 2;
 export const OFFER = 3;
 export const RETIRE = 4;
 export const HELLO = 5;
+export const OFF = 6;
+export const DONE = 7;
 
 /** PIECE flags: the first piece of a message (it carries the message's length), the last one. */
 export const FIRST = 1;
@@ -38,9 +42,11 @@ export type Notice =
   | { kind: typeof RELEASE; count: number }
   | { kind: typeof OFFER; region: number; size: number; ticket: Uint8Array }
   | { kind: typeof RETIRE; region: number }
-  | { kind: typeof HELLO };
+  | { kind: typeof HELLO }
+  | { kind: typeof OFF }
+  | { kind: typeof DONE };
 
-const BODY_SIZE: Record<number, number> = { [PIECE]: 32, [RELEASE]: 16, [RETIRE]: 8, [HELLO]: 8 };
+const BODY_SIZE: Record<number, number> = { [PIECE]: 32, [RELEASE]: 16, [RETIRE]: 8, [HELLO]: 8, [OFF]: 8, [DONE]: 8 };
 const TWO_32 = 2 ** 32;
 
 function frame(bodySize: number): { bytes: Uint8Array; view: DataView } {
@@ -108,12 +114,14 @@ export function decodeNotice(body: Uint8Array): Notice {
   const expected = BODY_SIZE[kind];
   if (expected === undefined) throw malformed(`unknown kind ${kind}`);
   if (body.byteLength !== expected) throw malformed(`kind ${kind} with ${body.byteLength} bytes`);
-  if (kind !== PIECE && (flags !== 0 || ((kind === RELEASE || kind === HELLO) && region !== 0))) throw malformed(`kind ${kind} with flags or region set`);
+  if (kind !== PIECE && (flags !== 0 || (kind !== RETIRE && region !== 0))) throw malformed(`kind ${kind} with flags or region set`);
   if (kind === PIECE) {
     if ((flags & ~(FIRST | LAST)) !== 0) throw malformed(`flags 0x${flags.toString(16)}`);
     return { kind, region, flags, offset: getU64(view, 8), length: getU64(view, 16), total: getU64(view, 24) };
   }
   if (kind === RELEASE) return { kind, count: getU64(view, 8) };
   if (kind === HELLO) return { kind };
+  if (kind === OFF) return { kind };
+  if (kind === DONE) return { kind };
   return { kind: RETIRE, region };
 }

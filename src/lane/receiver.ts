@@ -11,7 +11,7 @@
 import { OSError } from "../errors.ts";
 import { closeFd } from "../os/libc.ts";
 import { messageBuffer } from "./buffers.ts";
-import { FIRST, HELLO, LAST, OFFER, PIECE, RELEASE, RETIRE, encodeNotice, type Notice } from "./notices.ts";
+import { DONE, FIRST, HELLO, LAST, OFF, OFFER, PIECE, RELEASE, RETIRE, encodeNotice, type Notice } from "./notices.ts";
 import { Region } from "./region.ts";
 import { PAGE } from "./ring.ts";
 
@@ -166,6 +166,14 @@ const EMPTY = new Uint8Array(0);
 
 
 export class LaneReceiver {
+  /** Region descriptors being fetched. */
+  private readonly fetches = new Set<Promise<void>>();
+
+  /** Resolves once every region offered so far is fetched (held, or failed). */
+  held(): Promise<void> {
+    return Promise.all([...this.fetches]).then(() => undefined);
+  }
+
   private regions = new Map<number, IncomingRegion>();
   private lastRegionId = 0;
   /** The message whose pieces are still arriving. */
@@ -189,7 +197,7 @@ export class LaneReceiver {
   }
 
   /** Follow a notice from the peer; returns the message a FIRST piece starts. Throws on a bad one. */
-  take(notice: Exclude<Notice, { kind: typeof RELEASE | typeof HELLO }>): IncomingMessage | null {
+  take(notice: Exclude<Notice, { kind: typeof RELEASE | typeof HELLO | typeof OFF | typeof DONE }>): IncomingMessage | null {
     if (this.failure) throw this.failure;
     try {
       if (notice.kind === PIECE) return this.piece(notice);
@@ -278,7 +286,7 @@ export class LaneReceiver {
     this.lastRegionId = id;
     const r: IncomingRegion = { id, size, region: null, failure: null, waiters: [], retired: false, pieces: 0, bytes: 0 };
     this.regions.set(id, r);
-    this.options.take(ticket).then(
+    const fetch = this.options.take(ticket).then(
       (fd) => {
         if (r.failure) return closeFd(fd); // closed meanwhile
         try {
@@ -294,6 +302,8 @@ export class LaneReceiver {
         this.wake(r);
       },
     );
+    this.fetches.add(fetch);
+    void fetch.finally(() => this.fetches.delete(fetch));
   }
 
   private retire(id: number): void {

@@ -61,6 +61,14 @@ export class Inbox implements FrameSink {
     private readonly unreadable: () => void,
   ) {}
 
+  /** Called when a receive took the last queued message (the shared-memory lane then reads its next one). */
+  emptied: (() => void) | null = null;
+
+  /** No message is queued. */
+  get empty(): boolean {
+    return this.queued === 0;
+  }
+
   /** Whether a receive would complete without waiting (a message, EOF or an error). */
   get ready(): boolean {
     return this.queued > 0 || this.end !== null;
@@ -257,7 +265,7 @@ export class Inbox implements FrameSink {
         this.head = 0;
       }
     }
-    this.queued--;
+    if (--this.queued === 0 && this.emptied !== null) this.emptied();
     this.unread -= length + MESSAGE_OVERHEAD;
     if (this.paused && this.unread < RESUME_AT) {
       this.paused = false;

@@ -17,6 +17,7 @@ const lib = dlopen(linux ? "libc.so.6" : "libc.dylib", {
   send: { args: ["i32", "buffer", "u64", "i32"], returns: "i32" },
   sendmsg: { args: ["i32", "buffer", "i32"], returns: "i32" },
   recvmsg: { args: ["i32", "buffer", "i32"], returns: "i32" },
+  recv: { args: ["i32", "buffer", "u64", "i32"], returns: "i32" },
   getsockopt: { args: ["i32", "i32", "i32", "buffer", "buffer"], returns: "i32" },
   poll: { args: ["buffer", "u64", "i32"], returns: "i32" },
   fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
@@ -207,6 +208,18 @@ export function send(fd: number, bytes: Uint8Array, flags: number): number {
 /** sendmsg(2) of a msghdr that lies, with everything it points to, in `arena`; -1 with errno set. */
 export function sendmsg(fd: number, arena: Uint8Array, flags: number): number {
   return lib.sendmsg(fd, arena, flags);
+}
+
+/** socket(2), close-on-exec; the descriptor, or the errno's OSError. */
+export function openSocket(domain: number, type: number, protocol: number): number {
+  const fd = lib.socket(domain, type | SOCK_CLOEXEC, protocol);
+  if (fd < 0) throw failure("socket");
+  return fd;
+}
+
+/** recv(2) with `flags` into `bytes`; the count received, or -1 with errno set. */
+export function recv(fd: number, bytes: Uint8Array, flags: number): number {
+  return lib.recv(fd, bytes, bytes.byteLength, flags);
 }
 
 /** recvmsg(2), as sendmsg; -1 with errno set. */

@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { OSError } from "../../src/errors.ts";
-import { spawn, type Connection } from "../../src/index.ts";
+import { Pipe, spawn, type Connection } from "../../src/index.ts";
 import { bun, fixture } from "../fixtures/run.ts";
 import { pyenvPythons } from "../fixtures/python.ts";
 
@@ -20,7 +20,7 @@ function random(size: number): Uint8Array {
 }
 
 test("an mpconn child: large and small messages go both ways exactly, and the lane carried the large ones", async () => {
-  const { process: child, conn } = spawn([bun, fixture("lane-child.ts"), "echo"]);
+  const { process: child, conn } = spawn([bun, fixture("lane-child.ts"), "echo"], { stdout: "pipe" });
   // Until the child's HELLO arrived (before anything else it writes), everything takes the socket.
   await conn.sendBytes(new TextEncoder().encode("hi"));
   expect(text(await conn.recvBytes())).toBe("hi");
@@ -44,6 +44,13 @@ test("an mpconn child: large and small messages go both ways exactly, and the la
   expect(laneOf(conn)!.regions.sending).toBeGreaterThan(0);
   conn.close();
   expect(await child.exited).toBe(0);
+  // The child closed its end after our EOF: no descriptor or mapping of the lane left there.
+  // (Its connection's descriptor is gone; the process's descriptor sharer, one listening
+  // socket shared with connection passing, stays once used.)
+  const report = JSON.parse(await new Response(child.stdout as ReadableStream<Uint8Array>).text());
+  expect(report.after.maps).toBe(0);
+  expect(report.after.memfds).toBe(0);
+  expect(report.after.fds).toBeLessThanOrEqual(report.before.fds);
 });
 
 test("spawn({ sharedMemory: false }): the socket carries everything, the child has no lane", async () => {
@@ -72,6 +79,30 @@ test("a child SIGKILLed while sends wait for room and a receive waits: the socke
   const late = await conn.sendBytes(new Uint8Array(MiB)).catch((error: unknown) => error);
   expect(late).toBeInstanceOf(OSError);
   conn.close();
+});
+
+test("a Pipe end with the lane, with messages in flight both ways, passed to a child: it retires its lane, and every message arrives exactly", async () => {
+  const { process: child, conn } = spawn([bun, fixture("lane-mover.ts")]);
+  expect(await conn.recv()).toBe("ready");
+  const [a, b] = Pipe(true, { sharedMemory: true });
+  const first = [random(3 * MiB), random(10), random(MiB)];
+  const sends = first.map((body) => b.sendBytes(body)); // unread at a when it moves
+  const aSent = [random(2 * MiB), random(20)];
+  const aSends = aSent.map((body) => a.sendBytes(body)); // unread at b when a moves
+  await conn.send({ conn: a });
+  a.close();
+  for (const body of aSent) expect(hash(await b.recvBytes())).toBe(hash(body));
+  for (const body of first) expect(hash(await b.recvBytes())).toBe(hash(body)); // echoed by the child
+  const later = [random(4 * MiB), random(300 * 1024)];
+  for (const body of later) {
+    await b.sendBytes(body);
+    expect(hash(await b.recvBytes())).toBe(hash(body));
+  }
+  await Promise.all([...sends, ...aSends]);
+  b.close();
+  expect(await conn.recv()).toBe(first.length + later.length);
+  conn.close();
+  expect(await child.exited).toBe(0);
 });
 
 const python = pyenvPythons(/^3\.12/)[0];
