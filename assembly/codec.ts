@@ -215,21 +215,40 @@ export function decode(state: usize, src: usize, avail: u32, total: u32, table: 
  * body must end inside the `total` bytes. The first guess that fails stops the call (decode()
  * then takes over from there). Bodies never enter this memory. Entries and the consumed count
  * as for decode(); only between frames (no header bytes gathered), else nothing is done.
+ *
+ * Every frame but the last found is `stride - 4` bytes (else the next guess would not lie where
+ * it ends), so those are found by comparing each word with that length's header bytes, as they
+ * lie, and JavaScript may compute their places itself: with `listAll` 0 only the last frame's
+ * entry is written (at its index), else all of them.
  */
-export function decodeGuessed(state: usize, heads: usize, count: u32, stride: u32, total: u32, table: usize, maxEntries: u32, origin: u32): u32 {
-  let at: u32 = 0;
+export function decodeGuessed(state: usize, heads: usize, count: u32, stride: u32, total: u32, table: usize, maxEntries: u32, origin: u32, listAll: u32): u32 {
   let n: u32 = 0;
-  if (load<u32>(state) == PHASE_HEADER && load<u32>(state, 4) == 0) {
-    let guess: u32 = 0;
-    for (let k: u32 = 0; k < count && n < maxEntries; k++) {
-      if (at != guess || total - at < 4) break;
-      const size = <i32>bswap<u32>(load<u32>(heads + (<usize>k << 2)));
-      const body = at + 4;
-      if (size < 0 || <u32>size > total - body) break;
-      entry(table, n++, FRAME, body + origin, <u32>size);
-      at = body + <u32>size;
-      guess += stride;
+  let at: u32 = 0;
+  if (load<u32>(state) == PHASE_HEADER && load<u32>(state, 4) == 0 && stride >= 4) {
+    // The run of frames of the guessed size that end inside the chunk.
+    const size = stride - 4;
+    const want = bswap<u32>(size);
+    const limit = min(min(count, total / stride), maxEntries);
+    while (n < limit && load<u32>(heads + (<usize>n << 2)) == want) n++;
+    if (listAll != 0) {
+      let offset = origin + 4;
+      for (let k: u32 = 0; k < n; k++) {
+        entry(table, k, FRAME, offset, size);
+        offset += stride;
+      }
     }
+    at = n * stride;
+    // The next guess lies where the run ends: any whole frame there is the last one found.
+    if (n < count && n < maxEntries && total - at >= 4) {
+      const other = <i32>bswap<u32>(load<u32>(heads + (<usize>n << 2)));
+      const body = at + 4;
+      if (other >= 0 && <u32>other <= total - body) {
+        entry(table, n++, FRAME, body + origin, <u32>other);
+        at = body + <u32>other;
+        listAll = 1;
+      }
+    }
+    if (n > 0 && listAll == 0) entry(table, n - 1, FRAME, at - size + origin, size);
   }
   store<u32>(state, at + origin, 40);
   return n;

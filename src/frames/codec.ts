@@ -23,7 +23,7 @@ interface CodecExports {
   eofKind(state: number): number;
   declared(state: number): number;
   decode(state: number, src: number, avail: number, total: number, table: number, maxEntries: number, origin: number): number;
-  decodeGuessed(state: number, heads: number, count: number, stride: number, total: number, table: number, maxEntries: number, origin: number): number;
+  decodeGuessed(state: number, heads: number, count: number, stride: number, total: number, table: number, maxEntries: number, origin: number, listAll: number): number;
   encodeBatch(lengths: number, n: number, dst: number): number;
   encodeHeader(dst: number, size: number): number;
 }
@@ -131,10 +131,11 @@ export function decodeHeaders(state: number, chunk: Uint8Array, start: number, t
  * Decode `total` bytes of a chunk from `start` when frames keep one size (`stride` bytes with
  * their header): the 4 bytes at each of `count` places `stride` apart are copied in, as they
  * are, and the codec checks every guess before it uses it, stopping at the first wrong one.
- * No body byte is copied. Returns the number of entries (whole frames only; 0 when the
- * first place holds no plain frame); consumed() as above.
+ * No body byte is copied. Returns the number of frames found (0 when the first place holds no
+ * plain frame); consumed() as above. All but the last are `stride - 4` bytes, `stride` apart:
+ * without `listAll`, only the last one's entry is written (at its index).
  */
-export function decodeGuessed(state: number, chunk: Uint8Array, start: number, total: number, stride: number, count: number): number {
+export function decodeGuessed(state: number, chunk: Uint8Array, start: number, total: number, stride: number, count: number, listAll: boolean): number {
   const words = u32;
   const heads = INPUT >>> 2;
   const end = start + total;
@@ -143,7 +144,7 @@ export function decodeGuessed(state: number, chunk: Uint8Array, start: number, t
   for (let at = start; k < count && at + 4 <= end; k++, at += stride) {
     words[heads + k] = chunk[at]! | (chunk[at + 1]! << 8) | (chunk[at + 2]! << 16) | (chunk[at + 3]! << 24);
   }
-  return wasm.decodeGuessed(state, INPUT, k, stride, total, TABLE, TABLE_ENTRIES, 0);
+  return wasm.decodeGuessed(state, INPUT, k, stride, total, TABLE, TABLE_ENTRIES, 0, listAll ? 1 : 0);
 }
 
 /** Bytes of the slice the last decodeWindow(), decodeHeaders() or decodeGuessed() consumed. */
@@ -207,10 +208,16 @@ export class SendBlock {
     return SendBlock.free.pop() ?? new SendBlock(grow(SendBlock.SIZE / PAGE));
   }
 
-  /** Put `body` at `offset` and note its length as entry `index` of the table. */
-  put(index: number, offset: number, body: Uint8Array): void {
-    u8.set(body, this.at + offset);
-    u32[(this.at >>> 2) + index] = body.byteLength;
+  /**
+   * The whole block as bytes, and its first `entries` u32 as the table of body lengths: views
+   * that a grow of codec memory detaches (their byteLength becomes 0), so a caller keeps them
+   * only as long as their byteLength says they are live.
+   */
+  bytes(): Uint8Array {
+    return u8.subarray(this.at, this.at + SendBlock.SIZE);
+  }
+  lengths(entries: number): Uint32Array {
+    return u32.subarray(this.at >>> 2, (this.at >>> 2) + entries);
   }
 
   /** Write the headers of `count` frames placed from `offset` on. */

@@ -207,6 +207,8 @@ export class FrameDecoder {
   private stride = 0;
   /** How many places the next decodeGuessed() copies: doubles while the guesses hold. */
   private guesses = GUESS_MIN;
+  /** The last decodeSome() found its frames at guessed places, `stride` apart. */
+  private guessed = false;
 
   private readonly lazy: boolean;
 
@@ -312,6 +314,17 @@ export class FrameDecoder {
     if (this.lazy) {
       while (i < n && table[2 * i]! >>> 24 === FRAME) i++;
       if (i > 0 && sink.frames!(chunk, start, table, i) === false) this.stopped = true;
+    } else if (this.guessed) {
+      // Frames found at guessed places: each but the last is `stride - 4` bytes, `stride` after
+      // the one before (the codec checked each guess where the previous frame ended), so their
+      // views need no table, and the codec wrote only the last one's entry, which may differ:
+      // the loop below takes it.
+      const stride = this.stride;
+      const size = stride - 4;
+      for (let offset = start + 4; i < n - 1; i++, offset += stride) {
+        if (sink.frame(chunk.subarray(offset, offset + size)) === false) this.stopped = true;
+        if (this.stopped) return used;
+      }
     } else {
       // The same run of whole frames, one view each, in a loop that does nothing else.
       for (; i < n; i++) {
@@ -387,11 +400,13 @@ export class FrameDecoder {
     const stride = this.stride;
     if (stride > 0) {
       const count = Math.min(this.guesses, GUESS_MAX, Math.ceil(total / stride));
-      const n = decodeGuessed(state, chunk, start, total, stride, count);
+      const n = decodeGuessed(state, chunk, start, total, stride, count, this.lazy);
       // All right, or all but the last (usually a frame that runs past the chunk): guess more.
       this.guesses = n >= count - 1 ? Math.min(this.guesses * 2, GUESS_MAX) : GUESS_MIN;
+      this.guessed = n > 0;
       if (n > 0) return n;
     }
+    this.guessed = false;
     const n = this.sparse ? decodeHeaders(state, chunk, start, total) : decodeWindow(state, chunk, start, Math.min(total, WIDE, WINDOW_MAX), total);
     // Learn the frames' size: guessing pays when the first and last whole frames agree.
     const table = entries;

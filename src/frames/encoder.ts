@@ -9,6 +9,8 @@ const BLOCK_SIZE = SendBlock.SIZE;
 const MAX_FRAMES = 4096;
 /** Where the frames start in a block: after the table of MAX_FRAMES body lengths. */
 const FRAMES_AT = MAX_FRAMES * 4;
+const EMPTY = new Uint8Array(new ArrayBuffer(0));
+const EMPTY_TABLE = new Uint32Array(new ArrayBuffer(0));
 
 /** Framed bytes a write queue keeps until the kernel takes them. */
 export interface Held {
@@ -29,23 +31,41 @@ export class FrameBatch {
   static readonly ROOM = BLOCK_SIZE - FRAMES_AT;
 
   private block: SendBlock | null = null;
+  /**
+   * The block's bytes and its table of body lengths, as views: empty while there is no block,
+   * and emptied by a grow of codec memory, so add()'s bounds check also notices a stale view.
+   */
+  private out: Uint8Array = EMPTY;
+  private lengths: Uint32Array = EMPTY_TABLE;
   /** Where the next frame's header goes, in the block. */
   private next = FRAMES_AT;
   /** Frames in the batch. */
   count = 0;
+
   /** Bytes of the batch, headers included. */
-  bytes = 0;
+  get bytes(): number {
+    return this.next - FRAMES_AT;
+  }
 
   /** Copy `body` in as one frame; false when it does not fit. */
   add(body: Uint8Array): boolean {
-    const block = this.block ?? (this.block = SendBlock.take());
     const size = body.byteLength;
     const at = this.next + 4;
-    if (at + size > BLOCK_SIZE || this.count === MAX_FRAMES) return false;
-    block.put(this.count++, at, body);
+    const out = this.out;
+    if (at + size > out.byteLength || this.count === MAX_FRAMES) return this.addFresh(body);
+    out.set(body, at);
+    this.lengths[this.count++] = size;
     this.next = at + size;
-    this.bytes += 4 + size;
     return true;
+  }
+
+  /** add() for a batch without a block, or whose views a grow emptied; false when the frame does not fit. */
+  private addFresh(body: Uint8Array): boolean {
+    if (this.out.byteLength !== 0) return false;
+    const block = this.block ?? (this.block = SendBlock.take());
+    this.out = block.bytes();
+    this.lengths = block.lengths(MAX_FRAMES);
+    return this.add(body);
   }
 
   /** Write every header; the framed bytes (`bytes` of them), as a view to use at once. */
@@ -58,7 +78,6 @@ export class FrameBatch {
   /** Empty the batch, keeping its block for the next frames. */
   clear(): void {
     this.count = 0;
-    this.bytes = 0;
     this.next = FRAMES_AT;
   }
 
@@ -69,10 +88,10 @@ export class FrameBatch {
   keep(from: number): Held {
     const block = this.block!;
     const start = FRAMES_AT + from;
-    const end = FRAMES_AT + this.bytes;
+    const end = this.next;
     this.clear();
     if (block.hold()) {
-      this.block = null;
+      this.drop();
       return { view: () => block.view(start, end), release: () => block.unhold() };
     }
     const copy = block.view(start, end).slice();
@@ -82,8 +101,14 @@ export class FrameBatch {
   /** Give the block back (when the connection goes idle or closes). */
   release(): void {
     this.block?.give();
-    this.block = null;
+    this.drop();
     this.clear();
+  }
+
+  private drop(): void {
+    this.block = null;
+    this.out = EMPTY;
+    this.lengths = EMPTY_TABLE;
   }
 }
 

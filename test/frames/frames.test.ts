@@ -172,6 +172,36 @@ describe("FrameDecoder", () => {
     expectSameBodies(got.bodies, bodies);
   });
 
+  test("frames of one size, then others: the same bodies through frame() and through frames()", () => {
+    // After a few chunks the decoder guesses where headers lie (frames keep one size); each
+    // chunk ends with a frame of another size, or with one cut by the chunk's end, and then
+    // the size changes for good.
+    const sizes = [...Array.from({ length: 300 }, (_, i) => (i % 50 === 49 ? 7 : 60)), ...Array.from({ length: 100 }, () => 33)];
+    const bodies = sizes.map((size, i) => makeBody(size, i));
+    const stream = encodeFrames(bodies);
+    for (const cut of [[64 * 50 + 11], [1000, 3200, 77], [stream.byteLength]]) {
+      const chunks = chunked(stream, cut);
+      expectSameBodies(decode(chunks).bodies, bodies);
+      const batched: Uint8Array[] = [];
+      const decoder = new FrameDecoder({
+        frame: (body) => void batched.push(body),
+        frames(buffer, base, table, count) {
+          for (let i = 0; i < count; i++) {
+            const offset = base + (table[2 * i]! & 0xffffff);
+            batched.push(buffer.slice(offset, offset + table[2 * i + 1]!));
+          }
+        },
+        begin() {},
+        invalid: (length) => {
+          throw new Error(`invalid(${length})`);
+        },
+      });
+      for (const chunk of chunks) decoder.push(chunk);
+      decoder.dispose();
+      expectSameBodies(batched, bodies);
+    }
+  });
+
   test("a chunk larger than the codec's input region", () => {
     // ~1.3 MiB in one chunk, with frames straddling the 1 MiB boundary.
     const bodies = Array.from({ length: 330 }, (_, i) => makeBody(i % 3 === 0 ? 4093 : 4099, i));
