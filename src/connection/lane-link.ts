@@ -7,9 +7,10 @@
 // Sending: a body the lane carries is copied into it at the call; its notices are written in
 // the message's place. While a message waits for room, later messages wait behind it (small
 // ones copied, as the caller may reuse its buffer). RELEASE notices go ahead of all that.
-// Receiving: a lane message is read out of the region as soon as it is announced — into the
-// buffer of a recvBytesInto already waiting, else a buffer of its own — and reaches the inbox
-// as an ordinary body; socket messages that arrive meanwhile wait behind it.
+// Receiving: a lane message is read out of the region once the inbox is empty — into the buffer
+// of a recvBytesInto already waiting, else a buffer of its own — and reaches the inbox as an
+// ordinary body; socket messages that arrive meanwhile wait behind it.
+// Retiring: before the connection moves to another process (see retire()).
 import { OSError } from "../errors.ts";
 import type { FrameSink } from "../frames/decoder.ts";
 import { Lane, type IncomingMessage, type LaneIO, type LaneOptions, type OutgoingMessage } from "../lane/lane.ts";
@@ -20,11 +21,11 @@ import { supported } from "../os/shm.ts";
 
 /** How an end learns that its peer speaks the lane (docs/large-messages.md, "Negotiation"). */
 export type LaneStart =
-  /** The peer is known to (both ends made here with the option: Pipe). */
+  /** The peer is known to (Pipe: both ends made here; Listener/Client: the challenge's tag). */
   | "known"
-  /** This end knows the peer does, and tells it with a HELLO first (parentConnection). */
+  /** This end knows the peer does, and tells it with a HELLO first (parentConnection; fromFd that found the peer's marker). */
   | "hello"
-  /** This end waits for the peer's HELLO before using the lane (spawn). */
+  /** This end waits for the peer's HELLO before using the lane (spawn; fromFd that found no marker). */
   | "listen";
 
 interface Send {
@@ -49,6 +50,7 @@ export class RetireFirst extends Error {
     super("the shared-memory lane must be retired before this connection moves");
   }
 }
+
 /** Socket bodies waiting behind an unread lane message: the socket pauses above PAUSE_AT bytes, as the inbox's. */
 const PAUSE_AT = 16 << 20;
 const RESUME_AT = 4 << 20;
