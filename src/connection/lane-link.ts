@@ -367,6 +367,11 @@ export class LaneLink implements FrameSink {
     this.heldBytes = 0;
     this.lane.close(closed);
     this.cleanup();
+    // A move that waited for the retirement goes on, and finds the connection closed.
+    if (this.retirement && !this.retired) {
+      this.retired = true;
+      this.retirement.resolve();
+    }
   }
 }
 

@@ -127,6 +127,21 @@ describe("Pipe({ sharedMemory: true })", () => {
     b.close();
   });
 
+  test("a connection with the lane closed while its move waits for the peer: the send rejects, and later sends still go", async () => {
+    const [a, b] = Pipe(true, { sharedMemory: true });
+    const [c, d] = Pipe();
+    await Promise.all([a.sendBytes(random(10, 1)), b.recvBytes()]); // both ends running
+    const moved = c.send(a as unknown as never); // the retirement waits for b's answer: a closes first
+    const after = c.sendBytes(random(5, 2));
+    a.close();
+    const error = await moved.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OSError);
+    expect((error as OSError).code).toBe("HANDLE_CLOSED");
+    await after;
+    expect(hash(await d.recvBytes())).toBe(hash(random(5, 2)));
+    for (const conn of [b, c, d]) conn.close();
+  });
+
   test("wait, poll and EOF behave as on the socket; close leaves no descriptor or mapping", async () => {
     // The process's descriptor sharer (one listening socket, shared with connection passing)
     // stays once used: start it before counting.
