@@ -4,7 +4,7 @@
 // JIT pitfall (docs/internals.md, "bun:ffi"): a pointer handed to native code as a number hides
 // the memory access from JSC, so every argument that native code reads or writes is declared
 // "buffer" and passed as the typed array itself.
-import { dlopen, read, type Pointer } from "bun:ffi";
+import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import { constants } from "node:os";
 import { OSError } from "../errors.ts";
 
@@ -31,6 +31,25 @@ const lib = dlopen(linux ? "libc.so.6" : "libc.dylib", {
   [linux ? "__errno_location" : "__error"]: { args: [], returns: "ptr" },
 }).symbols;
 const errnoAt = (linux ? lib.__errno_location : lib.__error) as unknown as () => Pointer;
+
+function openMemoryCalls() {
+  if (!linux) throw new OSError(`shared memory is only supported on Linux (this is ${process.platform} ${process.arch})`, "ENOTSUP");
+  return dlopen("libc.so.6", {
+    memfd_create: { args: ["buffer", "u32"], returns: "i32" },
+    ftruncate: { args: ["i32", "i64"], returns: "i32" },
+    open: { args: ["buffer", "i32"], returns: "i32" },
+    // The address as a plain number (MAP_FAILED is -1): see src/os/shm.ts.
+    mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: FFIType.i64_fast },
+    munmap: { args: ["ptr", "u64"], returns: "i32" },
+    madvise: { args: ["ptr", "u64", "i32"], returns: "i32" },
+  }).symbols;
+}
+let memory: ReturnType<typeof openMemoryCalls> | null = null;
+
+/** The memory calls of the shared-memory lane (src/os/shm.ts): Linux only, opened on first use. */
+export function memoryCalls(): ReturnType<typeof openMemoryCalls> {
+  return (memory ??= openMemoryCalls());
+}
 
 export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;

@@ -5,10 +5,10 @@
 //
 // mmap returns its address as a plain number (i64_fast; MAP_FAILED is -1): a mapping is only ever touched through the
 // one Uint8Array made over it with toArrayBuffer, so the JIT sees every access.
-import { FFIType, dlopen, ptr, toArrayBuffer, type Pointer } from "bun:ffi";
+import { ptr, toArrayBuffer, type Pointer } from "bun:ffi";
 import { fstatSync } from "node:fs";
 import { OSError } from "../errors.ts";
-import { closeFd, errno, errnoName, fcntl } from "./libc.ts";
+import { closeFd, errno, errnoName, fcntl, memoryCalls, osError } from "./libc.ts";
 
 export const supported = process.platform === "linux" && (process.arch === "x64" || process.arch === "arm64");
 
@@ -31,27 +31,14 @@ export const F_SEAL_SHRINK = 0x2;
 export const F_SEAL_GROW = 0x4;
 export const F_SEAL_WRITE = 0x8;
 
-function load() {
-  if (!supported) throw new OSError(`shared memory is only supported on Linux (this is ${process.platform} ${process.arch})`, "ENOTSUP");
-  return dlopen("libc.so.6", {
-    memfd_create: { args: ["buffer", "u32"], returns: "i32" },
-    ftruncate: { args: ["i32", "i64"], returns: "i32" },
-    open: { args: ["buffer", "i32"], returns: "i32" },
-    mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: FFIType.i64_fast },
-    munmap: { args: ["ptr", "u64"], returns: "i32" },
-    madvise: { args: ["ptr", "u64", "i32"], returns: "i32" },
-  }).symbols;
+function lib(): ReturnType<typeof memoryCalls> {
+  if (!supported) throw new OSError(`shared memory is only supported on Linux x64 and arm64 (this is ${process.platform} ${process.arch})`, "ENOTSUP");
+  return memoryCalls();
 }
 
-let libc: ReturnType<typeof load> | null = null;
-function lib(): ReturnType<typeof load> {
-  return (libc ??= load());
-}
-
+/** The OSError of the call that just failed, worded as everywhere else (libc.ts). */
 function failure(call: string): OSError {
-  const n = errno();
-  const code = errnoName(n);
-  return new OSError(`${call} failed: [Errno ${n}] ${code ?? "unknown error"}`, code);
+  return osError(errno(), call);
 }
 
 const NAME = Buffer.from("mpconn-lane\0");
