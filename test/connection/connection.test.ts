@@ -1,23 +1,16 @@
 // Connection semantics, ported from CPython's _TestConnection and _TestPoll
 // (Lib/test/_test_multiprocessing.py) plus mpconn's own guarantees.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { BufferTooShort, Connection, EOFError, OSError, Pipe, spawn } from "../../src/index.ts";
-import { closeFd, socketpair, writeAllBlocking } from "../../src/os/libc.ts";
 import { rejection } from "../fixtures/assert.ts";
+import { rawPeer } from "../fixtures/raw-peer.ts";
 import { bun, fixture } from "../fixtures/run.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
-
-/** A Connection whose peer is a raw descriptor we write arbitrary bytes to. */
-function rawPeer(): { conn: Connection; write(hex: string | Uint8Array): void; close(): void } {
-  const [ours, theirs] = socketpair();
-  return {
-    conn: Connection.fromFd(ours),
-    write: (data) => void writeAllBlocking(theirs, typeof data === "string" ? Buffer.from(data.replace(/\s/g, ""), "hex") : data),
-    close: () => closeFd(theirs),
-  };
-}
 
 describe("_TestConnection", () => {
   test("test_connection: echo child, recvBytesInto, BufferTooShort, poll, 16 MiB, EOF", async () => {

@@ -1,25 +1,19 @@
 // What a connection does at the edges of the stream, checked against CPython itself where it can
 // be run: a message longer than recvBytes' maxlength, every way a stream can end (a clean EOF,
 // a message cut short, a socket error), and the reader closing while a chunk is decoded.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { Connection, EOFError, OSError, Pipe, structured } from "../../src/index.ts";
 import { FrameDecoder } from "../../src/frames/decoder.ts";
 import { closeFd, socketpair, writeAllBlocking } from "../../src/os/libc.ts";
 import { rejection } from "../fixtures/assert.ts";
+import { rawPeer } from "../fixtures/raw-peer.ts";
 import { fixture } from "../fixtures/run.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
-
-/** A Connection whose peer is a raw descriptor we write arbitrary bytes to. */
-function rawPeer(): { conn: Connection; write(hex: string | Uint8Array): void; close(): void } {
-  const [ours, theirs] = socketpair();
-  return {
-    conn: Connection.fromFd(ours),
-    write: (data) => void writeAllBlocking(theirs, typeof data === "string" ? Buffer.from(data.replace(/\s/g, ""), "hex") : data),
-    close: () => closeFd(theirs),
-  };
-}
 
 /** What CPython's own Connection reports in the maxlength cases (null without a python3). */
 function cpythonMaxlength(): Record<string, unknown> | null {

@@ -10,12 +10,15 @@
 // later belongs in "fixed cases" at the end, as a regression case. (None was found while writing
 // this file: 4,500 well-formed, 22,500 mutated and 3 × 15,000 payload cases at
 // MPCONN_FUZZ_SCALE=15 passed; the fixed cases are edge cases picked by hand.)
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { writeSync } from "node:fs";
 import fc from "fast-check";
 import { Connection, EOFError, OSError, Pipe, json, pickle, structured, type Serializer } from "../../src/index.ts";
 import { closeFd, setBlocking, socketpair } from "../../src/os/libc.ts";
 import { encodeFrames, headerStarts, ReferenceDecoder } from "../fixtures/reference-framer.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 // ---- helpers ------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 // The shared-memory lane inside Connection: Pipe({ sharedMemory: true }) ends in one process.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { BufferTooShort, OSError } from "../../src/errors.ts";
@@ -7,6 +7,9 @@ import { Pipe } from "../../src/processes/pipe.ts";
 import { wait } from "../../src/connection/wait.ts";
 import type { Connection } from "../../src/connection/connection.ts";
 import "../../src/processes/fdpass/index.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

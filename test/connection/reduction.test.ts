@@ -2,9 +2,12 @@
 // reducers registered once (as CPython's multiprocessing.reduction.register). Passing
 // connections is one such reducer (test/processes/fdpass.test.ts); this file drives the
 // mechanism with a reducer of its own.
-import { expect, test } from "bun:test";
+import { expect, test, setDefaultTimeout } from "bun:test";
 import { structured } from "../../src/serializers/structured.ts";
 import { ObjectCodec, register, type Carrier, type Decoding, type Encoding } from "../../src/connection/reduction.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 /** An object that travels as { token: id }. */
 class Token {

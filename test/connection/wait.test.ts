@@ -1,8 +1,11 @@
 // wait(): CPython's TestWait (test_wait, test_wait_timeout, test_neg_timeout, and a Bun
 // Subprocess in place of test_wait_integer), Listeners as waitables, and the argument errors.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { join } from "node:path";
 import { Client, EOFError, Listener, OSError, Pipe, spawn, wait, type Connection } from "../../src/index.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const bun = process.execPath;
 const fixture = (name: string) => join(import.meta.dir, "..", "fixtures", name);

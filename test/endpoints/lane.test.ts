@@ -1,6 +1,6 @@
 // The shared-memory lane on unix Listener/Client: agreed inside the authkey handshake (a keyed
 // tag in each side's challenge), invisible to a CPython peer.
-import { expect, test } from "bun:test";
+import { expect, test, setDefaultTimeout } from "bun:test";
 import { createHash } from "node:crypto";
 import { Client, Connection, Listener } from "../../src/index.ts";
 import { pyenvPythons } from "../fixtures/python.ts";
@@ -10,6 +10,9 @@ import { inodeOf } from "../../src/os/sock-diag.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeFd, socketpair } from "../../src/os/libc.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const MiB = 1 << 20;
 const KEY = "lane key";

@@ -1,13 +1,16 @@
 // The lane between two processes: regions created in one, their descriptors passed to the
 // other by SCM_RIGHTS, notices on a stream socket. Both directions, hash-checked; a peer killed
 // mid-message; nothing left in either process afterwards.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync, readdirSync } from "node:fs";
 import { OSError } from "../../src/errors.ts";
 import { closeFd, socketpair } from "../../src/os/libc.ts";
 import { LaneEnd, scmDescriptors, socketWire } from "../fixtures/lane-end.ts";
 import { lineReader } from "../fixtures/lines.ts";
 import { bun, fixture } from "../fixtures/run.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

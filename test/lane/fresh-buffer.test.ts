@@ -3,10 +3,13 @@
 // pooled slot handed out again only once the buffer's memory was released — also when the
 // buffer was transferred and its first owner collected.
 import { ptr } from "bun:ffi";
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { messageBuffer } from "../../src/lane/buffers.ts";
 import { resultPool } from "../../src/lane/pool.ts";
 import { freshBuffer } from "../../src/os/shm.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const MiB = 1024 * 1024;
 const rss = (): number => process.memoryUsage().rss;

@@ -3,13 +3,16 @@
 // every case here ends in an OSError (code EPROTO) and a closed lane, never a read outside a
 // mapping, a hang or a crash.
 import { dlopen } from "bun:ffi";
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readdirSync } from "node:fs";
 import { OSError } from "../../src/errors.ts";
 import { Lane } from "../../src/lane/lane.ts";
 import { FIRST, LAST, NOTICE_HEADER_SIZE, OFFER, PIECE, RELEASE, RETIRE, encodeNotice, type Notice } from "../../src/lane/notices.ts";
 import { Region } from "../../src/lane/region.ts";
 import { closeFd, socketpair } from "../../src/os/libc.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const PAGE = 4096;
 

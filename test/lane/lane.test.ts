@@ -1,10 +1,13 @@
 // The lane between two ends in one process (test/fixtures/lane-end.ts plays the connection):
 // what the user sees — bytes as they were at the call, order, both directions, recvBytesInto,
 // BufferTooShort, maxlength, backpressure — with small regions so that growth and pieces happen.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { BufferTooShort, EOFError, OSError } from "../../src/errors.ts";
 import { DEFAULTS, Lane } from "../../src/lane/lane.ts";
 import { memoryPair, type LaneEnd } from "../fixtures/lane-end.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -1,12 +1,15 @@
 // Once both ends are closed, no descriptor and no mapping of the lane remains: counted in
 // /proc/self/fd and /proc/self/maps (a region shows there as /memfd:mpconn-lane).
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync, readdirSync } from "node:fs";
 import { BufferTooShort, OSError } from "../../src/errors.ts";
 import { Lane } from "../../src/lane/lane.ts";
 import { NOTICE_HEADER_SIZE } from "../../src/lane/notices.ts";
 import { Region } from "../../src/lane/region.ts";
 import { memoryPair } from "../fixtures/lane-end.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -1,7 +1,10 @@
 // The sender's ring: contiguous page-aligned allocations freed oldest first, never overlapping
 // a live one, starting again at 0 when empty (so steady traffic reuses the same warm pages).
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { PAGE, Ring } from "../../src/lane/ring.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 describe("Ring", () => {
   test("allocates page-aligned, wraps to the start, refuses what does not fit", () => {

@@ -1,9 +1,12 @@
 // The lane's signal notices (HELLO, OFF, DONE): their shape is checked like every notice's, and
 // what a peer can do with them only concerns its own messages.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { OSError } from "../../src/errors.ts";
 import { Lane } from "../../src/lane/lane.ts";
 import { DONE, HELLO, NOTICE_HEADER_SIZE, OFF, decodeNotice, encodeNotice } from "../../src/lane/notices.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const io = { control: () => {}, give: () => new Uint8Array(1), take: () => Promise.reject(new OSError("no", "ENOENT")) };
 

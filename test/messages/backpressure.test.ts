@@ -3,13 +3,16 @@
 // queued) and every byte must arrive, checked by a running SHA-256 on both sides, once the child
 // reads again. Also measured: what un-awaited sends cost while the peer does not read (the
 // figures are in docs/reliability.md).
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "../../src/index.ts";
 import { peakRssGrowth } from "../fixtures/memory.ts";
 import { bun } from "../fixtures/run.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const MiB = 1 << 20;
 const scratch = mkdtempSync(join(tmpdir(), "mpconn-backpressure-"));

@@ -1,11 +1,14 @@
 // The shared-memory lane between spawn() and parentConnection(): on by default between mpconn
 // processes, invisible to a CPython child.
-import { expect, test } from "bun:test";
+import { expect, test, setDefaultTimeout } from "bun:test";
 import { createHash } from "node:crypto";
 import { OSError } from "../../src/errors.ts";
 import { Pipe, spawn, type Connection } from "../../src/index.ts";
 import { bun, fixture } from "../fixtures/run.ts";
 import { pyenvPythons } from "../fixtures/python.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 const MiB = 1 << 20;
 const hash = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");

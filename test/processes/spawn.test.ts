@@ -1,7 +1,10 @@
 // spawn() and parentConnection(): a child with a connected socket to its parent.
-import { expect, test } from "bun:test";
+import { expect, test, setDefaultTimeout } from "bun:test";
 import { Connection, Pipe, spawn } from "../../src/index.ts";
 import { bun, fixture } from "../fixtures/run.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 test("parentConnection() returns one connection however often it is called", async () => {
   const { process: child, conn } = spawn([bun, fixture("parent-twice.ts")]);
