@@ -1,11 +1,14 @@
 // FrameDecoder / FrameBatch / frameHeader against the reference framer (test/fixtures/reference-framer.ts):
 // hand-picked edge cases first, then fast-check properties over random streams, random
 // chunkings and random damage. Seeds are fixed so a failure reproduces on every run.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import fc from "fast-check";
 import { FrameDecoder, type FrameSink } from "../../src/frames/decoder.ts";
 import { FrameBatch, frameHeader } from "../../src/frames/encoder.ts";
 import { encodeFrames, headerStarts, ReferenceDecoder } from "../fixtures/reference-framer.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 // ---- helpers ---------------------------------------------------------------------------
 

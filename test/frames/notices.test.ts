@@ -1,9 +1,12 @@
 // The decoder's hook for the shared-memory lane's notices (length field -2): with the hook, each
 // notice comes out whole and in its place among the frames, however the stream is cut; without
 // it, -2 stays the invalid length it is for CPython.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { FrameDecoder, type FrameSink } from "../../src/frames/decoder.ts";
 import { frameHeader } from "../../src/frames/encoder.ts";
+
+// bun test applies test/setup.ts's default only to the first file: each file sets its own.
+setDefaultTimeout(60_000);
 
 type Event = string;
 
