@@ -174,16 +174,24 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.receive(Infinity, (body, resolve, reject) => {
-      if (offset + body.byteLength > target.byteLength) return reject(new BufferTooShort(body));
-      target.set(body, offset);
-      resolve(body.byteLength);
-    });
+    // A large message that starts arriving while this receive waits is written in place.
+    const into = (length: number): Uint8Array | undefined =>
+      offset + length <= target.byteLength ? target.subarray(offset, offset + length) : undefined;
+    return this.receive(
+      Infinity,
+      (body, resolve, reject) => {
+        if (offset + body.byteLength > target.byteLength) return reject(new BufferTooShort(body));
+        if (body.buffer !== target.buffer || body.byteOffset !== target.byteOffset + offset) target.set(body, offset);
+        resolve(body.byteLength);
+      },
+      into,
+    );
   }
 
   private receive<R>(
     maxlength: number,
     take: (body: Uint8Array, resolve: (value: R | PromiseLike<R>) => void, reject: (error: Error) => void) => void,
+    into?: (length: number) => Uint8Array | undefined,
   ): Promise<R> {
     try {
       this.checkReadable();
@@ -202,6 +210,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
           }
         },
         fail: reject,
+        into,
       };
       this.inbox.receive(receiver);
     });

@@ -2,8 +2,9 @@
 // this side turns its table into message bodies:
 //  - a frame wholly inside a chunk is a view of that chunk: Bun hands every data() callback
 //    a fresh ArrayBuffer, so the view is safe and costs no copy;
-//  - a frame spanning chunks is assembled in a buffer that grows with the bytes that really
-//    arrive (never sized from the claimed length alone), each byte copied once;
+//  - a frame spanning chunks is copied piece by piece into its final buffer (a waiting
+//    receive's own buffer when it has one), each byte once, with memory growing only with
+//    the bytes that really arrive;
 //  - a chunk wholly inside a body is never copied into wasm memory at all.
 import {
   consumed,
@@ -50,38 +51,80 @@ export interface FrameSink {
   frames?(buffer: Uint8Array, base: number, table: Uint32Array): boolean | void;
   /** A frame of `length` bytes started arriving (its body is not complete yet). */
   begin(length: number): boolean | void;
+  /**
+   * Where that body should be written, when the sink knows already (a receive waiting with its
+   * own buffer): `length` bytes that nothing else touches until the frame is reported.
+   */
+  destination?(length: number): Uint8Array | undefined;
   /** The stream carried a length no CPython sender writes; nothing after it can be trusted. */
   invalid(length: number): void;
   /** A chunk has been decoded: the moment to act on what it brought. */
   settle?(): void;
 }
 
+/** A body up to this size gets its final buffer as soon as its header arrives. */
+const EAGER_MAX = 1 << 20;
+/** A larger one, once this fraction of it arrived: a header alone never costs more than its bytes. */
+const EAGER_SHARE = 8;
+
 /**
- * A message body arriving across chunks. The pieces stay views of their (fresh) chunks and
- * are joined once at the end: memory grows only with the bytes that really arrive, whatever
- * the header claimed, and each byte is copied once.
+ * A message body arriving across chunks, copied piece by piece into its final buffer (a
+ * waiting receive's own buffer when the sink names one) as its chunks arrive, so that each
+ * chunk can go at once and each byte is copied once. A claim is not trusted: the pieces of a
+ * large body stay views of their chunks until an eighth of it arrived (a fresh buffer costs
+ * time when the allocator hands back memory it must zero), then move into the buffer; if the
+ * allocator refuses it, the pieces are joined at the end.
  */
 class Assembly {
-  private parts: Uint8Array[] = [];
+  private parts: Uint8Array[] | null = null;
   private filled = 0;
-  constructor(readonly length: number) {}
-  append(chunk: Uint8Array, start: number, end: number): void {
-    this.parts.push(chunk.subarray(start, end));
-    this.filled += end - start;
+  private body: Uint8Array | null;
+
+  constructor(
+    readonly length: number,
+    target: Uint8Array | undefined,
+  ) {
+    this.body = target ?? (length <= EAGER_MAX ? new Uint8Array(length) : null);
+    if (this.body === null) this.parts = [];
   }
+
+  append(chunk: Uint8Array, start: number, end: number): void {
+    const piece = start === 0 && end === chunk.byteLength ? chunk : chunk.subarray(start, end);
+    if (this.parts === null) this.body!.set(piece, this.filled);
+    else {
+      this.parts.push(piece);
+      if ((this.filled + piece.byteLength) * EAGER_SHARE >= this.length) this.settle();
+    }
+    this.filled += piece.byteLength;
+  }
+
   finish(): Uint8Array {
-    const body = new Uint8Array(this.length);
+    if (this.parts !== null) this.join(new Uint8Array(this.length));
+    return this.body!;
+  }
+
+  /** The body bytes received so far, as copies (src/processes/fdpass moves them with the connection). */
+  received(): Uint8Array[] {
+    return this.parts ?? [this.body!.slice(0, this.filled)];
+  }
+
+  /** Enough arrived: move the pieces into the final buffer, and copy the rest straight there. */
+  private settle(): void {
+    try {
+      this.join(new Uint8Array(this.length));
+    } catch {
+      // Refused (a claim past what memory allows): keep the pieces; finish() joins them, or fails.
+    }
+  }
+
+  private join(body: Uint8Array): void {
     let at = 0;
-    for (const part of this.parts) {
+    for (const part of this.parts!) {
       body.set(part, at);
       at += part.byteLength;
     }
-    this.parts = [];
-    return body;
-  }
-  /** The body bytes received so far (src/processes/fdpass moves them with the connection). */
-  received(): Uint8Array[] {
-    return this.parts;
+    this.parts = null;
+    this.body = body;
   }
 }
 
@@ -209,8 +252,8 @@ export class FrameDecoder {
         if (sink.frame(chunk.subarray(offset, offset + length)) === false) this.stopped = true;
       } else if (kind === BEGIN) {
         const size = declared(this.state);
-        this.assembly = new Assembly(size);
         if (sink.begin(size) === false) this.stopped = true;
+        else this.assembly = new Assembly(size, sink.destination?.(size));
       } else if (kind === PART) {
         this.assembly!.append(chunk, offset, offset + length);
       } else if (kind === END) {

@@ -68,7 +68,9 @@ export class Lane implements LargeMessageTransport {
   private readonly receiver: LaneReceiver;
 
   constructor(io: LaneIO, options: LaneOptions = {}) {
-    const o = { ...DEFAULTS, ...options };
+    const o = { ...DEFAULTS };
+    // An option given as undefined keeps its default, as everywhere else in mpconn.
+    for (const key of Object.keys(DEFAULTS) as Array<keyof LaneOptions>) if (options[key] !== undefined) o[key] = options[key];
     if (!Number.isSafeInteger(o.threshold) || o.threshold < 1) throw new RangeError(`threshold must be a positive integer (got ${o.threshold})`);
     this.threshold = o.threshold;
     this.sender = new LaneSender({ initialSize: o.initialSize, maxSize: o.maxSize, give: (fd) => io.give(fd) });

@@ -10,7 +10,7 @@
 // read ever goes outside a mapping.
 import { OSError } from "../errors.ts";
 import { closeFd } from "../os/libc.ts";
-import { hugePageBuffer } from "../os/shm.ts";
+import { messageBuffer } from "./buffers.ts";
 import { FIRST, LAST, OFFER, PIECE, RELEASE, RETIRE, encodeNotice, type Notice } from "./notices.ts";
 import { Region } from "./region.ts";
 import { PAGE } from "./ring.ts";
@@ -61,6 +61,8 @@ export class IncomingMessage {
   private done: Done | null = null;
   private pumping = false;
   private error: Error | null = null;
+  /** A read or a discard began: the message is consumed, it cannot be read again. */
+  private started = false;
 
   /** @internal */
   constructor(
@@ -84,8 +86,9 @@ export class IncomingMessage {
    */
   readInto(target: Uint8Array, offset: number, done: Done): void {
     if (this.error) return done(this.error);
-    if (this.target || this.discarding) return done(new OSError("shared-memory lane: this message is being read already", "EINVAL"));
+    if (this.started) return done(new OSError("shared-memory lane: this message was read already", "EINVAL"));
     if (offset < 0 || offset + this.length > target.byteLength) return done(new RangeError(`a ${this.length}-byte message does not fit at offset ${offset}`));
+    this.started = true;
     this.target = target;
     this.at = offset;
     this.done = done;
@@ -96,16 +99,18 @@ export class IncomingMessage {
   read(done: (error: Error | null, bytes: Uint8Array) => void): void {
     let bytes: Uint8Array;
     try {
-      bytes = this.length >= HUGE_FROM ? hugePageBuffer(this.length) : new Uint8Array(this.length);
+      bytes = messageBuffer(this.length);
     } catch (error) {
       return done(new OSError(`shared-memory lane: cannot allocate ${this.length} bytes for a message`, "ENOMEM", { cause: error }), EMPTY);
     }
-    this.readInto(bytes, 0, (error) => done(error, bytes));
+    // On failure the buffer (which may hold another message's leftover bytes) is not passed on.
+    this.readInto(bytes, 0, (error) => (error ? done(error, EMPTY) : done(null, bytes)));
   }
 
   /** Let the peer reuse this message's pieces without reading them (now and as they arrive). */
   discard(): void {
-    if (this.target) return;
+    if (this.started) return;
+    this.started = true;
     this.discarding = true;
     this.pump();
   }
@@ -152,18 +157,13 @@ export class IncomingMessage {
   private finish(error: Error | null): void {
     const done = this.done;
     this.done = null;
+    this.target = null; // the buffer is the reader's now: holding it would keep it from the GC
     if (done) done(error);
   }
 }
 
 const EMPTY = new Uint8Array(0);
 
-/**
- * From this size on a received message gets fresh memory on huge pages: the first touch of
- * fresh memory is mostly page faults, and a 2 MiB page costs about what one 4 KiB page does
- * (docs/large-messages.md has this machine's figures). Below it, an ordinary buffer.
- */
-const HUGE_FROM = 1024 * 1024;
 
 export class LaneReceiver {
   private regions = new Map<number, IncomingRegion>();

@@ -14,7 +14,7 @@
 // a RELEASE that does not fit it fails the lane, and nothing in shared memory is ever read.
 import { OSError } from "../errors.ts";
 import { FIRST, LAST, OFFER, PIECE, RETIRE, encodeNotice } from "./notices.ts";
-import { hugePageBuffer } from "../os/shm.ts";
+import { messageBuffer } from "./buffers.ts";
 import { Region } from "./region.ts";
 import { Ring, roundUp } from "./ring.ts";
 
@@ -70,10 +70,9 @@ const EMPTY = new Uint8Array(0);
 
 const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(n));
 
-/** A copy of what waits for room (fresh memory: on huge pages when large, see hugePageBuffer). */
+/** A copy of what waits for room (fresh memory, on huge pages where it can: see freshBuffer). */
 function copyAside(bytes: Uint8Array): Uint8Array {
-  if (bytes.byteLength < 1024 * 1024) return bytes.slice();
-  const copy = hugePageBuffer(bytes.byteLength);
+  const copy = messageBuffer(bytes.byteLength);
   copy.set(bytes);
   return copy;
 }

@@ -9,6 +9,8 @@ export interface Receiver {
   maxlength: number;
   deliver(body: Uint8Array): void;
   fail(error: Error): void;
+  /** Where this receive would have a body of `length` bytes written (recvBytesInto's buffer), if anywhere. */
+  into?(length: number): Uint8Array | undefined;
 }
 
 /** Above this many unread bytes the socket stops reading until the application catches up. */
@@ -115,6 +117,12 @@ export class Inbox implements FrameSink {
       return false;
     }
     return true;
+  }
+
+  /** The next message goes to the first waiting receive: it may name the buffer to write it in. */
+  destination(length: number): Uint8Array | undefined {
+    if (this.stopped || this.queued > 0) return undefined;
+    return this.receivers[0]?.into?.(length);
   }
 
   invalid(length: number): void {

@@ -4,6 +4,7 @@
 // queue until `drain`; that queue is what send() promises measure for backpressure.
 import { BATCH_BODY_MAX, FrameBatch, frameHeader, type Held } from "../frames/encoder.ts";
 import { brokenPipe, writeAllBlocking } from "../os/libc.ts";
+import { giveSpill, takeSpill } from "./spill.ts";
 
 /** Where bytes go: Bun's socket.write(buffer, offset, length) contract. */
 export interface ByteSink {
@@ -17,32 +18,6 @@ const EXIT_BUDGET_MS = 30_000;
 const EXIT_STALL_MS = 5_000;
 
 export const RESOLVED: Promise<void> = Promise.resolve();
-
-/**
- * Buffers for the unsent tails of large messages. Fresh memory costs a page fault per 4 KiB
- * (on the machines measured, more than the copy itself), so tails reuse buffers; a bounded
- * amount is kept, and tails larger than that are one-off allocations.
- */
-const spill = {
-  free: [] as ArrayBuffer[],
-  kept: 0,
-  LIMIT: 32 << 20,
-  take(size: number): Uint8Array {
-    const i = this.free.findIndex((b) => b.byteLength >= size && b.byteLength <= size * 2);
-    if (i >= 0) {
-      const buffer = this.free.splice(i, 1)[0]!;
-      this.kept -= buffer.byteLength;
-      return new Uint8Array(buffer, 0, size);
-    }
-    return new Uint8Array(size <= this.LIMIT ? 2 ** Math.ceil(Math.log2(Math.max(size, 65536))) : size).subarray(0, size);
-  },
-  give(bytes: Uint8Array): void {
-    const buffer = bytes.buffer as ArrayBuffer;
-    if (this.kept + buffer.byteLength > this.LIMIT) return;
-    this.kept += buffer.byteLength;
-    this.free.push(buffer);
-  },
-};
 
 /** Framed bytes waiting for the kernel: a kept batch, or JS-owned bytes. */
 class Pending {
@@ -59,7 +34,7 @@ class Pending {
   /** The kernel took every byte, or the socket is gone. */
   done(): void {
     if (this.source instanceof Uint8Array) {
-      if (this.spilled) spill.give(this.source);
+      if (this.spilled) giveSpill(this.source);
     } else {
       this.source.release();
     }
@@ -75,7 +50,9 @@ process.on("exit", () => {
 
 export class Outbox {
   private readonly batch = new FrameBatch();
+  /** Bytes the kernel refused, oldest first, from index `head` on. */
   private queue: Pending[] = [];
+  private head = 0;
   private queued = 0;
   private scheduled = false;
   private waiters: Array<{ resolve(): void; reject(error: Error): void }> = [];
@@ -105,8 +82,7 @@ export class Outbox {
       this.schedule();
     } else {
       this.flushBatch();
-      this.write(frameHeader(body.byteLength));
-      this.write(body, true);
+      this.writeLarge(body);
     }
     return this.backpressure();
   }
@@ -141,8 +117,9 @@ export class Outbox {
   /** The socket is gone: fail what waits, and every later send. */
   fail(error: Error): void {
     if (!this.error) this.error = error;
-    for (const p of this.queue) p.done();
+    for (let i = this.head; i < this.queue.length; i++) this.queue[i]!.done();
     this.queue = [];
+    this.head = 0;
     this.queued = 0;
     this.batch.release();
     unsent.delete(this);
@@ -170,12 +147,14 @@ export class Outbox {
       this.queue.push(new Pending(framed, 0, framed.byteLength));
       this.batch.clear();
     }
-    for (const p of this.queue) {
+    for (let i = this.head; i < this.queue.length; i++) {
+      const p = this.queue[i]!;
       const left = deadline - Date.now();
       if (fd < 0 || left <= 0) break;
       writeAllBlocking(fd, p.data.subarray(p.start, p.end), Math.min(left, EXIT_STALL_MS));
     }
     this.queue = [];
+    this.head = 0;
     this.queued = 0;
   }
 
@@ -215,29 +194,42 @@ export class Outbox {
     unsent.add(this);
   }
 
-  /** Write JS-owned bytes behind whatever is queued; keep (a copy of, when `copy`) what the kernel refuses. */
-  private write(bytes: Uint8Array, copy = false): void {
+  /**
+   * A large message: written from the caller's buffer when nothing waits ahead of it; what the
+   * kernel refuses (header and body together) is copied into warm spill memory, since the
+   * caller may reuse its buffer as soon as send() returns.
+   */
+  private writeLarge(body: Uint8Array): void {
     if (this.error) return;
+    const head = frameHeader(body.byteLength);
+    const size = body.byteLength;
     let taken = 0;
     if (this.queue.length === 0) {
-      taken = this.sink.write(bytes, 0, bytes.byteLength);
+      taken = this.sink.write(head, 0, head.byteLength);
+      if (taken === head.byteLength) {
+        const more = this.sink.write(body, 0, size);
+        if (more < 0) return this.fail(brokenPipe());
+        if (more === size) return;
+        taken += more;
+      }
       if (taken < 0) return this.fail(brokenPipe());
-      if (taken === bytes.byteLength) return;
     }
-    let rest = bytes.subarray(taken);
-    if (copy) {
-      const owned = spill.take(rest.byteLength);
-      owned.set(rest);
-      rest = owned;
+    const rest = head.byteLength + size - taken;
+    const owned = takeSpill(rest);
+    if (taken < head.byteLength) {
+      owned.set(head.subarray(taken), 0);
+      owned.set(body, head.byteLength - taken);
+    } else {
+      owned.set(taken === head.byteLength ? body : body.subarray(taken - head.byteLength), 0);
     }
-    this.queue.push(new Pending(rest, 0, rest.byteLength, copy));
-    this.queued += rest.byteLength;
+    this.queue.push(new Pending(owned, 0, rest, true));
+    this.queued += rest;
     unsent.add(this);
   }
 
   private writeQueue(): void {
     const queue = this.queue;
-    let done = 0;
+    let done = this.head;
     while (done < queue.length) {
       const p = queue[done]!;
       const length = p.end - p.start;
@@ -251,6 +243,13 @@ export class Outbox {
       p.done();
       done++;
     }
-    if (done > 0) queue.splice(0, done);
+    // Drop written entries in bulk, not one splice per drain: a long queue stays linear.
+    if (done === queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (done > 1024 && done * 2 > queue.length) {
+      this.queue = queue.slice(done);
+      this.head = 0;
+    } else this.head = done;
   }
 }

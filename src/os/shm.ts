@@ -1,11 +1,11 @@
 // The libc calls behind the shared-memory lane (docs/large-messages.md): an anonymous memory
 // file (memfd) sealed so that its size can never change, mapped shared into both processes;
-// and fresh private memory on transparent huge pages for large received messages.
+// and fresh buffers on transparent huge pages for large received messages.
 // Linux only; `supported` says whether this process can use them.
 //
 // mmap returns its address as a plain number (i64_fast; MAP_FAILED is -1): a mapping is only ever touched through the
 // one Uint8Array made over it with toArrayBuffer, so the JIT sees every access.
-import { FFIType, dlopen, toArrayBuffer, type Pointer } from "bun:ffi";
+import { FFIType, dlopen, ptr, toArrayBuffer, type Pointer } from "bun:ffi";
 import { fstatSync } from "node:fs";
 import { OSError } from "../errors.ts";
 import { closeFd, errno, errnoName, fcntl } from "./libc.ts";
@@ -40,12 +40,12 @@ function load() {
     mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: FFIType.i64_fast },
     munmap: { args: ["ptr", "u64"], returns: "i32" },
     madvise: { args: ["ptr", "u64", "i32"], returns: "i32" },
-  });
+  }).symbols;
 }
 
-let library: ReturnType<typeof load> | null = null;
-function lib(): ReturnType<typeof load>["symbols"] {
-  return (library ??= load()).symbols;
+let libc: ReturnType<typeof load> | null = null;
+function lib(): ReturnType<typeof load> {
+  return (libc ??= load());
 }
 
 function failure(call: string): OSError {
@@ -115,23 +115,33 @@ export function unmap(mapping: Mapping): void {
   if (lib().munmap(mapping.address as Pointer, mapping.size) !== 0) throw failure("munmap");
 }
 
-/** The native address of munmap (bun:ffi functions carry it as `ptr`, which bun-types omits). */
-function munmapAddress(): Pointer {
-  lib();
-  return (library!.symbols.munmap as unknown as { ptr: Pointer }).ptr;
+/**
+ * A new zeroed buffer of `size` bytes whose memory the kernel backs with transparent huge pages
+ * where it can: the huge-page-aligned part of a fresh allocation is advised (MADV_HUGEPAGE)
+ * before anything touches it, so its first touch costs one fault per 2 MiB instead of one per
+ * 4 KiB. The buffer is an ordinary one (the garbage collector owns and counts it); the advice only
+ * changes how its pages are allocated, never what they hold. Where there are no huge pages, or the
+ * allocation was touched already, nothing changes.
+ */
+export function freshBuffer(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  if (size < 2 * HUGE_PAGE || !supported) return bytes;
+  const address = ptr(bytes);
+  const start = Math.ceil(address / HUGE_PAGE) * HUGE_PAGE;
+  const end = Math.floor((address + size) / HUGE_PAGE) * HUGE_PAGE;
+  if (end > start) lib().madvise(start as Pointer, end - start, MADV_HUGEPAGE); // advice: failure is harmless
+  return bytes;
 }
 
-/** toArrayBuffer's two further arguments (bun-types declares three): a native deallocator and its context. */
-type ExternalArrayBuffer = (address: Pointer, byteOffset: number, byteLength: number, context: number, deallocator: Pointer) => ArrayBuffer;
+/** Whole huge pages for `size` bytes. */
+export const hugePageLength = (size: number): number => Math.ceil(size / HUGE_PAGE) * HUGE_PAGE;
 
 /**
- * `size` bytes of fresh zeroed memory on transparent huge pages (2 MiB: one page fault where
- * 4 KiB pages take 512), unmapped by the garbage collector when the last view of it is gone —
- * munmap runs natively as the buffer's deallocator, so a transferred buffer stays valid. Where
- * the kernel gives no huge pages the memory is still correct, only slower to touch first.
+ * A private zeroed mapping of `length` bytes (a multiple of 2 MiB) that starts on a huge-page
+ * boundary and is advised onto transparent huge pages (one page fault per 2 MiB where 4 KiB
+ * pages take 512). Returns its address; unmapPages() gives it back.
  */
-export function hugePageBuffer(size: number): Uint8Array {
-  const length = Math.ceil(size / HUGE_PAGE) * HUGE_PAGE;
+export function mapHugePages(length: number): number {
   // Map one huge page more, then cut the ends so the mapping starts on a huge-page boundary.
   const reserved = length + HUGE_PAGE;
   const start = Number(lib().mmap(null, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -141,6 +151,35 @@ export function hugePageBuffer(size: number): Uint8Array {
   const end = start + reserved;
   if (end > address + length) lib().munmap((address + length) as Pointer, end - address - length);
   lib().madvise(address as Pointer, length, MADV_HUGEPAGE); // advice only: no huge pages is fine
+  return address;
+}
+
+/** A private zeroed mapping of `length` bytes (for memory that must never move or be freed). */
+export function mapPages(length: number): number {
+  const address = Number(lib().mmap(null, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (address === -1) throw failure("mmap");
+  return address;
+}
+
+export function unmapPages(address: number, length: number): void {
+  if (lib().munmap(address as Pointer, length) !== 0) throw failure("munmap");
+}
+
+/** A Uint8Array over `size` bytes at `address`, for memory that outlives every view of it. */
+export function viewOf(address: number, size: number): Uint8Array {
+  return new Uint8Array(toArrayBuffer(address as Pointer, 0, size));
+}
+
+/** toArrayBuffer's two further arguments (bun-types declares three): a native deallocator and its context. */
+type ExternalArrayBuffer = (address: Pointer, byteOffset: number, byteLength: number, context: number, deallocator: Pointer) => ArrayBuffer;
+
+/**
+ * A Uint8Array over `size` bytes at `address` that the garbage collector does not own: when the
+ * buffer's memory is released (after its last view is gone, wherever a transfer took it), the
+ * native function `deallocator(address, context)` runs — inside the collector, so it must be
+ * native. The collector does not count this memory as its own.
+ */
+export function externalBuffer(address: number, size: number, deallocator: Pointer, context: number): Uint8Array {
   const external = toArrayBuffer as unknown as ExternalArrayBuffer;
-  return new Uint8Array(external(address as Pointer, 0, size, length, munmapAddress()));
+  return new Uint8Array(external(address as Pointer, 0, size, context, deallocator));
 }

@@ -256,6 +256,28 @@ describe("FrameDecoder", () => {
     expect(process.memoryUsage().rss - before).toBeLessThan(256 * 2 ** 20);
   });
 
+  test("a body spanning chunks is written into the destination the sink names, and reported as it", () => {
+    const body = makeBody(300_000, 4);
+    const target = new Uint8Array(400_000);
+    const reported: Uint8Array[] = [];
+    const asked: number[] = [];
+    const decoder = new FrameDecoder({
+      frame: (b) => void reported.push(b),
+      begin: () => true,
+      invalid: () => {},
+      destination: (length) => {
+        asked.push(length);
+        return target.subarray(100, 100 + length);
+      },
+    });
+    for (const chunk of chunked(encodeFrames([makeBody(5, 1), body, makeBody(7, 2)]), [70_000])) decoder.push(chunk);
+    expect(asked).toEqual([300_000]);
+    expect(reported.map((b) => b.byteLength)).toEqual([5, 300_000, 7]);
+    expect(reported[1]!.buffer).toBe(target.buffer);
+    expect(reported[1]!.byteOffset).toBe(100);
+    expect(reported[1]).toEqual(body);
+  });
+
   test("pushes after invalid() and empty chunks are ignored", () => {
     const got = decode([new Uint8Array(0), bytes(0x80, 0, 0, 1), encodeFrames([makeBody(3, 0)]), new Uint8Array(0)]);
     expect(got.bodies).toEqual([]);

@@ -3,6 +3,7 @@
 // BufferTooShort, maxlength, backpressure — with small regions so that growth and pieces happen.
 import { describe, expect, test } from "bun:test";
 import { BufferTooShort, EOFError, OSError } from "../../src/errors.ts";
+import { DEFAULTS, Lane } from "../../src/lane/lane.ts";
 import { memoryPair, type LaneEnd } from "../fixtures/lane-end.ts";
 
 const KiB = 1024;
@@ -168,6 +169,23 @@ describe("lane: recvBytesInto, BufferTooShort, maxlength", () => {
     expect(a.lane.pressing).toBe(false);
     a.close();
     b.close();
+  });
+});
+
+describe("lane: options", () => {
+  const io = { control: () => {}, give: () => new Uint8Array(0), take: () => Promise.reject(new Error("unused")) };
+
+  test("an option given as undefined keeps its default", () => {
+    const lane = new Lane(io, { threshold: undefined, initialSize: undefined });
+    expect(lane.threshold).toBe(DEFAULTS.threshold);
+    expect(lane.carries(DEFAULTS.threshold - 1)).toBe(false);
+    expect(lane.carries(DEFAULTS.threshold)).toBe(true);
+  });
+
+  test("bad sizes are RangeErrors that show the value", () => {
+    expect(() => new Lane(io, { threshold: 0 })).toThrow(new RangeError("threshold must be a positive integer (got 0)"));
+    expect(() => new Lane(io, { initialSize: 1000 })).toThrow(new RangeError("initialSize must be a positive multiple of 4096 (got 1000)"));
+    expect(() => new Lane(io, { initialSize: 8192, maxSize: 4096 })).toThrow(new RangeError("maxSize (4096) is below initialSize (8192)"));
   });
 });
 
