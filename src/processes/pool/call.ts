@@ -6,8 +6,14 @@ import type { Chunk, ChunkOwner, Scheduler } from "./chunk.ts";
 
 export class Call implements ChunkOwner {
   readonly promise: Promise<unknown[]>;
-  /** Each chunk's results with its first index, in the order they came. */
-  private readonly parts: Array<[start: number, values: unknown[]]> = [];
+  /**
+   * The results so far, in input order, from index 0 up to `next`. Each chunk's results join
+   * them as they come (while the workers still run the others), so little is left to do after
+   * the last answer; chunks that arrive ahead of a gap wait in `ahead`.
+   */
+  private results: unknown[] | null = null;
+  private next = 0;
+  private readonly ahead = new Map<number, unknown[]>();
   private remaining: number;
   private settled = false;
   private resolve!: (values: unknown[]) => void;
@@ -32,9 +38,23 @@ export class Call implements ChunkOwner {
 
   done(chunk: Chunk, values: unknown[]): void {
     if (this.settled) return;
-    this.parts.push([chunk.start, values]);
     this.remaining -= values.length;
+    if (chunk.start !== this.next) this.ahead.set(chunk.start, values);
+    else {
+      this.append(values);
+      for (let later = this.ahead.get(this.next); later; later = this.ahead.get(this.next)) {
+        this.ahead.delete(this.next);
+        this.append(later);
+      }
+    }
     if (this.remaining === 0) this.finish();
+  }
+
+  private append(values: unknown[]): void {
+    this.next += values.length;
+    // The first chunk's array is ours (decoded from the worker's answer): extend it.
+    if (!this.results) this.results = values;
+    else for (let i = 0; i < values.length; i++) this.results.push(values[i]);
   }
 
   failed(_chunk: Chunk, _values: unknown[], error: Error): void {
@@ -52,14 +72,6 @@ export class Call implements ChunkOwner {
   private finish(): void {
     this.settled = true;
     if (this.onAbort) this.signal!.removeEventListener("abort", this.onAbort);
-    if (this.remaining === 0) this.resolve(this.results());
-  }
-
-  /** The results in input order: the parts sorted by first index, joined. */
-  private results(): unknown[] {
-    const parts = this.parts;
-    if (parts.length === 1) return parts[0]![1];
-    parts.sort((a, b) => a[0] - b[0]);
-    return parts.flatMap((part) => part[1]);
+    if (this.remaining === 0) this.resolve(this.results!);
   }
 }
