@@ -1,7 +1,6 @@
 // The shared-memory lane on unix Listener/Client: agreed inside the authkey handshake (a keyed
 // tag in each side's challenge), invisible to a CPython peer.
 import { expect, test, setDefaultTimeout } from "bun:test";
-import { createHash } from "node:crypto";
 import { Client, Connection, Listener } from "../../src/index.ts";
 import { pyenvPythons } from "../fixtures/python.ts";
 import { bun, fixture } from "../fixtures/run.ts";
@@ -10,21 +9,12 @@ import { inodeOf } from "../../src/os/sock-diag.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeFd, socketpair } from "../../src/os/libc.ts";
+import { hash, laneOf, MiB, random } from "../fixtures/lane.ts";
 
 // bun test applies test/setup.ts's default only to the first file: each file sets its own.
 setDefaultTimeout(60_000);
 
-const MiB = 1 << 20;
 const KEY = "lane key";
-const hash = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
-const laneOf = (conn: Connection): { active: boolean; regions: { sending: number; receiving: number } } | null =>
-  (conn as unknown as { lane: { lane: { active: boolean; regions: { sending: number; receiving: number } } } | null }).lane?.lane ?? null;
-
-function random(size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  for (let at = 0; at < size; at += 65536) crypto.getRandomValues(bytes.subarray(at, Math.min(size, at + 65536)));
-  return bytes;
-}
 
 async function exchange(server: Connection, client: Connection): Promise<void> {
   const bodies = [random(5 * MiB), random(3), random(2 * MiB)];

@@ -1,26 +1,17 @@
 // The shared-memory lane between spawn() and parentConnection(): on by default between mpconn
 // processes, invisible to a CPython child.
 import { expect, test, setDefaultTimeout } from "bun:test";
-import { createHash } from "node:crypto";
 import { OSError } from "../../src/errors.ts";
 import { Pipe, spawn, type Connection } from "../../src/index.ts";
 import { bun, fixture } from "../fixtures/run.ts";
 import { pyenvPythons } from "../fixtures/python.ts";
+import { createHash } from "node:crypto";
+import { hash, laneOf, MiB, random } from "../fixtures/lane.ts";
 
 // bun test applies test/setup.ts's default only to the first file: each file sets its own.
 setDefaultTimeout(60_000);
 
-const MiB = 1 << 20;
-const hash = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
-const laneOf = (conn: Connection): { active: boolean; regions: { sending: number; receiving: number } } | null =>
-  (conn as unknown as { lane: { lane: { active: boolean; regions: { sending: number; receiving: number } } } | null }).lane?.lane ?? null;
-
-function random(size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  for (let at = 0; at < size; at += 65536) crypto.getRandomValues(bytes.subarray(at, Math.min(size, at + 65536)));
-  return bytes;
-}
 
 test("an mpconn child: large and small messages go both ways exactly, and the lane carried the large ones", async () => {
   const { process: child, conn } = spawn([bun, fixture("lane-child.ts"), "echo"], { stdout: "pipe" });
