@@ -122,7 +122,9 @@ export class LaneLink implements FrameSink {
     let message: OutgoingMessage | null = null;
     if (lane.carries(body.byteLength)) {
       try {
-        message = lane.send(body);
+        // Nothing waits ahead of it here: its notices go out during the copy, in order after
+        // what the outbox holds, so the peer copies each piece out while the next goes in.
+        message = lane.send(body, this.sends.length === 0 ? this.emit : undefined);
       } catch (error) {
         // memfd_create or mmap refused: the socket carries this message and the next ones.
         if (!lane.canFallBack) return Promise.reject(error);
@@ -134,6 +136,8 @@ export class LaneLink implements FrameSink {
       this.pump();
     });
   }
+
+  private readonly emit = (frame: Uint8Array): void => this.outbox().sendFramed(frame);
 
   private pump(): void {
     if (this.failure) return;
@@ -307,6 +311,11 @@ export class LaneLink implements FrameSink {
         item();
       } else {
         if (!this.eager && !this.inbox.empty) break; // the inbox's emptied hook comes back here
+        if (!this.eager && !this.inbox.waiting && item !== this.graceOver) {
+          this.grace(item);
+          break;
+        }
+        this.graceOver = null;
         this.held.shift();
         this.read(item);
       }
@@ -347,6 +356,27 @@ export class LaneLink implements FrameSink {
   }
 
   private readonly resume = (): void => this.drain(true);
+
+  /**
+   * No receive waits for `message`: give the application one turn to ask for it before it is
+   * read into a buffer of its own. A recvBytesInto loop asks for the next message a few
+   * microtasks after the last one was handed over — often after the next message was announced
+   * (its pieces come while this side copies the previous one) — and the message then goes
+   * straight into its buffer instead of through a buffer of its own (a third copy).
+   */
+  private grace(message: IncomingMessage): void {
+    if (this.graceFor === message) return;
+    this.graceFor = message;
+    setImmediate(() => {
+      if (this.graceFor === message) this.graceFor = null;
+      if (this.held[0] !== message) return;
+      this.graceOver = message;
+      this.drain(true);
+    });
+  }
+
+  private graceFor: IncomingMessage | null = null;
+  private graceOver: IncomingMessage | null = null;
 
   // ---- ending ----
 

@@ -2,9 +2,9 @@
 // and gives notices out, and never touches the socket (docs/large-messages.md).
 //
 // What a connection does with it (the whole interface):
-//   sending   — a message of `threshold` bytes or more: `send(body)` copies it at once and
-//               returns an OutgoingMessage; write its `pull()`ed frames in the message's place
-//               in the stream. `pressing` is the high-water mark; `onReady` says when to look
+//   sending   — a message of `threshold` bytes or more: `send(body, emit?)` copies it at once
+//               and returns an OutgoingMessage; write its `pull()`ed frames in the message's place
+//               in the stream (or give `emit`, which writes them during the copy). `pressing` is the high-water mark; `onReady` says when to look
 //               again (frames to pull, or room freed).
 //   receiving — a frame with the notice marker (-2): `take(body)`; a message it starts takes
 //               its place in the inbox, and is later read with `readInto()` or `read()`.
@@ -54,7 +54,7 @@ export interface LaneIO {
 /** What a connection hands its large messages to. */
 export interface LargeMessageTransport {
   carries(size: number): boolean;
-  send(body: Uint8Array): OutgoingMessage;
+  send(body: Uint8Array, emit?: (frame: Uint8Array) => void): OutgoingMessage;
   readonly pressing: boolean;
   /** The peer holds every region offered to it: sends may resolve (the sender may exit). */
   readonly confirmed: boolean;
@@ -91,9 +91,13 @@ export class Lane implements LargeMessageTransport {
     return this.active && size >= this.threshold && this.sender.error === null;
   }
 
-  /** Copy `body` into the lane now; see OutgoingMessage. Throws OSError when the lane cannot (then see `canFallBack`). */
-  send(body: Uint8Array): OutgoingMessage {
-    return this.sender.send(body);
+  /**
+   * Copy `body` into the lane now; see OutgoingMessage. With `emit` (nothing is queued ahead of
+   * the message), its notices are handed to it during the copy, each piece's as soon as the piece
+   * is in (see LaneSender.send). Throws OSError when the lane cannot (then see `canFallBack`).
+   */
+  send(body: Uint8Array, emit?: (frame: Uint8Array) => void): OutgoingMessage {
+    return this.sender.send(body, emit);
   }
 
   /** After send() failed: whether later messages may take the socket (nothing was left half-sent). */

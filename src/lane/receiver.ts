@@ -245,12 +245,25 @@ export class LaneReceiver {
     }
   }
 
-  /** @internal Tell the peer what was consumed since the last report. */
+  /**
+   * @internal Tell the peer what was consumed since the last report: once the current turn is
+   * over, so that the pieces consumed in one turn (a burst of notices read from the socket at
+   * once) take one RELEASE, not one each.
+   */
   report(): void {
+    if (this.reporting || this.consumedCount === this.reportedCount || this.failure) return;
+    this.reporting = true;
+    queueMicrotask(this.flushReport);
+  }
+
+  private reporting = false;
+
+  private readonly flushReport = (): void => {
+    this.reporting = false;
     if (this.consumedCount === this.reportedCount || this.failure) return;
     this.reportedCount = this.consumedCount;
     this.options.control(encodeNotice({ kind: RELEASE, count: this.consumedCount }));
-  }
+  };
 
   private piece(n: Extract<Notice, { kind: typeof PIECE }>): IncomingMessage | null {
     const r = this.regions.get(n.region);

@@ -6,8 +6,10 @@
 //  - a message bigger than the region, or a burst of un-awaited sends bigger than it: the
 //    region grows (a new, larger region is offered and the old one retired), up to maxSize;
 //  - past maxSize: what does not fit is copied aside and placed when the receiver frees room.
-// A message larger than maxSize / 2 travels in pieces of at most that size, so the receiver
-// can copy one piece out while the next is copied in.
+// A message travels in pieces of at most PIECE_SIZE (256 KiB), each announced by its own notice.
+// When send() is given an `emit` callback (nothing is queued ahead of the message on the socket),
+// each notice goes out the moment its piece is copied, so the receiver copies a piece out while
+// the next one is copied in, both from the cache (docs/large-messages.md, "Pieces").
 //
 // Pieces are freed in the order they were placed: RELEASE notices carry the count of pieces the
 // receiver has consumed so far. Everything here (positions, counts) is this side's own state;
@@ -60,15 +62,33 @@ export class OutgoingMessage {
     return this.placed === this.length && this.pulled === this.frames.length;
   }
 
+  /** @internal While send() places the message: where each notice goes at once (see LaneSender.send). */
+  emit: ((frame: Uint8Array) => void) | null = null;
+
   /** @internal */
   push(frame: Uint8Array): void {
-    this.frames.push(frame);
+    if (this.emit) this.emit(frame);
+    else this.frames.push(frame);
   }
+}
+
+/** A piece allocated by the plan, copied and announced next. */
+interface Planned {
+  target: Placed;
+  offset: number;
+  size: number;
 }
 
 const EMPTY = new Uint8Array(0);
 
 const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(n));
+
+/**
+ * The largest piece. Small enough that the receiver copies a piece out while the sender copies
+ * the next ones in, from the cache; large enough that a notice per piece costs little next to
+ * its copy (docs/large-messages.md, "Pieces").
+ */
+export const PIECE_SIZE = 256 * 1024;
 
 /** A copy of what waits for room (fresh memory, on huge pages where it can: see freshBuffer). */
 function copyAside(bytes: Uint8Array): Uint8Array {
@@ -90,30 +110,41 @@ export class LaneSender {
   /** Messages with bytes still to place, oldest first. */
   private waiting: OutgoingMessage[] = [];
   private failure: OSError | null = null;
-  private readonly maxPiece: number;
+  /** The largest piece: PIECE_SIZE, or less in a lane whose regions are small. */
+  private readonly pieceSize: number;
+  /** The largest run of a message one region must hold at once (growth is sized for it). */
+  private readonly maxRun: number;
   /** Called when a waiting message got notices to pull, or room was freed (see `pressing`). */
   onReady: () => void = () => {};
 
   constructor(private readonly options: SenderOptions) {
     if (options.initialSize % 4096 !== 0 || options.initialSize <= 0) throw new RangeError(`initialSize must be a positive multiple of 4096 (got ${options.initialSize})`);
     if (options.maxSize < options.initialSize) throw new RangeError(`maxSize (${options.maxSize}) is below initialSize (${options.initialSize})`);
-    this.maxPiece = Math.max(4096, Math.floor(options.maxSize / 2 / 4096) * 4096);
+    this.maxRun = Math.max(4096, Math.floor(options.maxSize / 2 / 4096) * 4096);
+    this.pieceSize = Math.min(PIECE_SIZE, this.maxRun);
   }
 
   /**
    * Take `body` now: after this call the caller may change its buffer. Notices come out of the
    * returned message's pull(), in order; write them in the message's place in the stream.
+   *
+   * With `emit` (the caller has nothing queued ahead of this message), the notices of what is
+   * placed now are handed to it instead, each as soon as it may be written: a piece's notice
+   * right after its copy, so that the peer copies it out while this side copies the next.
    */
-  send(body: Uint8Array): OutgoingMessage {
+  send(body: Uint8Array, emit?: (frame: Uint8Array) => void): OutgoingMessage {
     if (this.failure) throw this.failure;
     if (body.byteLength === 0) throw new RangeError("the lane carries no empty messages");
     const out = new OutgoingMessage(body.byteLength);
+    out.emit = emit ?? null;
     try {
       if (this.waiting.length === 0) this.place(out, body, 0);
     } catch (error) {
-      // Out of memory or descriptors: nothing of this message was announced unless a piece was.
+      // Out of memory or descriptors: place() fails before it announces anything.
       this.close(error as Error, out.placed === 0);
       throw this.failure!;
+    } finally {
+      out.emit = null;
     }
     if (out.placed < out.length) {
       out.rest = copyAside(body.subarray(out.placed));
@@ -215,41 +246,58 @@ export class LaneSender {
     this.current = null;
   }
 
-  /** Copy as much of `src` (message bytes from `out.placed` on, at `src[srcAt]`) as there is room for. */
+  /**
+   * Copy as much of `src` (message bytes from `out.placed` on, at `src[srcAt]`) as there is room
+   * for. Room is planned first and copied into second: whatever can fail (a region to create, a
+   * descriptor to give) fails before the first notice of the message is out.
+   */
   private place(out: OutgoingMessage, src: Uint8Array, srcStart: number): void {
-    while (out.placed < out.length) {
-      const size = Math.min(out.length - out.placed, this.maxPiece);
-      const at = this.allocate(size, out);
-      if (!at) return;
-      const [target, offset] = at;
+    const steps: Array<Planned | Uint8Array> = [];
+    for (let planned = out.placed; planned < out.length; ) {
+      const size = Math.min(out.length - planned, this.pieceSize);
+      const piece = this.allocate(size, out.length - planned, steps);
+      if (!piece) break;
+      steps.push(piece);
+      piece.target.live++;
+      this.pieces.push(piece.target);
+      this.placedCount++;
+      planned += size;
+    }
+    for (const step of steps) {
+      if (step instanceof Uint8Array) {
+        out.push(step);
+        continue;
+      }
+      const { target, offset, size } = step;
       const from = out.placed - srcStart;
       target.region.bytes.set(src.subarray(from, from + size), offset);
       const flags = (out.placed === 0 ? FIRST : 0) | (out.placed + size === out.length ? LAST : 0);
       out.push(encodeNotice({ kind: PIECE, region: target.region.id, flags, offset, length: size, total: flags & FIRST ? out.length : 0 }));
       out.placed += size;
-      target.live++;
-      this.pieces.push(target);
-      this.placedCount++;
     }
   }
 
-  /** Room for `size` bytes: in the current region, else in a new larger one (announced through `out`). */
-  private allocate(size: number, out: OutgoingMessage): [Placed, number] | null {
+  /**
+   * Room for a piece of `size` bytes: in the current region, else in a new larger one, whose
+   * notices go into `steps`; null when there is none now. `left`: the bytes of the message still
+   * to place, which a new region is sized for.
+   */
+  private allocate(size: number, left: number, steps: Array<Planned | Uint8Array>): Planned | null {
     const c = this.current;
     if (c) {
       const offset = c.ring.allocate(size);
-      if (offset >= 0) return [c, offset];
+      if (offset >= 0) return { target: c, offset, size };
       if (c.ring.size >= this.options.maxSize) return null;
     }
     // Four times larger at least: a burst reaches its size in few steps, and each step is a
     // region of fresh pages (slow to touch the first time).
-    const wanted = nextPow2(2 * roundUp(size) + (c ? c.ring.used : 0));
-    const next = this.grow(Math.min(this.options.maxSize, Math.max(this.options.initialSize, wanted, c ? 4 * c.ring.size : 0)), out);
+    const wanted = nextPow2(2 * roundUp(Math.min(left, this.maxRun)) + (c ? c.ring.used : 0));
+    const next = this.grow(Math.min(this.options.maxSize, Math.max(this.options.initialSize, wanted, c ? 4 * c.ring.size : 0)), steps);
     const offset = next.ring.allocate(size);
-    return offset >= 0 ? [next, offset] : null;
+    return offset >= 0 ? { target: next, offset, size } : null;
   }
 
-  private grow(size: number, out: OutgoingMessage): Placed {
+  private grow(size: number, steps: Array<Planned | Uint8Array>): Placed {
     const old = this.current;
     if (this.nextRegionId > 0xffff) throw new OSError("shared-memory lane: out of region numbers", "ENOSPC");
     const region = Region.create(this.nextRegionId++, size);
@@ -262,10 +310,10 @@ export class LaneSender {
     }
     if (old) {
       old.retired = true;
-      out.push(encodeNotice({ kind: RETIRE, region: old.region.id }));
+      steps.push(encodeNotice({ kind: RETIRE, region: old.region.id }));
       if (old.live === 0) old.region.close();
     }
-    out.push(encodeNotice({ kind: OFFER, region: region.id, size, ticket }));
+    steps.push(encodeNotice({ kind: OFFER, region: region.id, size, ticket }));
     this.offeredAt = this.placedCount + 1;
     this.current = { region, ring: new Ring(size), live: 0, retired: false };
     return this.current;

@@ -69,6 +69,11 @@ export class Inbox implements FrameSink {
     return this.queued === 0;
   }
 
+  /** A receive is waiting for the next message. */
+  get waiting(): boolean {
+    return this.receivers.length > 0;
+  }
+
   /** Whether a receive would complete without waiting (a message, EOF or an error). */
   get ready(): boolean {
     return this.queued > 0 || this.end !== null;
