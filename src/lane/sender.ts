@@ -88,7 +88,7 @@ const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(n));
  * the next ones in, from the cache; large enough that a notice per piece costs little next to
  * its copy (docs/large-messages.md, "Pieces").
  */
-export const PIECE_SIZE = 256 * 1024;
+export const PIECE_SIZE = 512 * 1024;
 
 /** A copy of what waits for room (fresh memory, on huge pages where it can: see freshBuffer). */
 function copyAside(bytes: Uint8Array): Uint8Array {

@@ -88,6 +88,36 @@ describe("Pipe({ sharedMemory: true })", () => {
     b.close();
   });
 
+  test("16 MiB messages (in pieces) between small ones, both directions at once: recvBytesInto one reused buffer at an offset, and recvBytes", async () => {
+    const [a, b] = Pipe(true, { sharedMemory: true });
+    const sizes = [16 * MiB, 7, 16 * MiB + 1, 16 * MiB - 3, 200 * KiB, 16 * MiB, 1];
+    const send = async (conn: Connection, seed: number): Promise<void> => {
+      const buffer = new Uint8Array(17 * MiB);
+      for (const [i, size] of sizes.entries()) {
+        buffer.set(random(size, seed + i));
+        const sent = conn.sendBytes(buffer.subarray(0, size));
+        buffer.fill(0xcc); // taken at the call
+        if (i % 2 === 0) await sent;
+      }
+    };
+    const receive = async (conn: Connection, seed: number): Promise<void> => {
+      const into = new Uint8Array(17 * MiB);
+      for (const [i, size] of sizes.entries()) {
+        const expected = hash(random(size, seed + i));
+        if (i % 3 === 2) expect(hash(await conn.recvBytes())).toBe(expected);
+        else {
+          into.fill(0x33, 0, 11);
+          expect(await conn.recvBytesInto(into, 11)).toBe(size);
+          expect(hash(into.subarray(11, 11 + size))).toBe(expected);
+          expect(into.subarray(0, 11).every((v) => v === 0x33)).toBe(true);
+        }
+      }
+    };
+    await Promise.all([send(a, 300), send(b, 400), receive(b, 300), receive(a, 400)]);
+    a.close();
+    b.close();
+  });
+
   test("socket messages behind an unread lane message wait in order (the socket pauses past 16 MiB of them), then all arrive", async () => {
     const [a, b] = Pipe(true, { sharedMemory: true });
     const small = 64 * KiB - 1; // below the threshold: the socket carries these

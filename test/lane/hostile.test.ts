@@ -9,6 +9,7 @@ import { OSError } from "../../src/errors.ts";
 import { Lane } from "../../src/lane/lane.ts";
 import { FIRST, LAST, NOTICE_HEADER_SIZE, OFFER, PIECE, RELEASE, RETIRE, encodeNotice, type Notice } from "../../src/lane/notices.ts";
 import { Region } from "../../src/lane/region.ts";
+import { PIECE_SIZE } from "../../src/lane/sender.ts";
 import { closeFd, socketpair } from "../../src/os/libc.ts";
 
 // bun test applies test/setup.ts's default only to the first file: each file sets its own.
@@ -191,6 +192,34 @@ describe("lane: pieces that do not fit", () => {
     expectProtocolError(() => c.take(piece(1, 0, 10, 10)), /region 1, which is unknown/);
     const b = victim();
     expectProtocolError(() => b.take({ kind: RETIRE, region: 4 }), /region 4 retired, which is unknown/);
+  });
+});
+
+describe("lane: messages in pieces of PIECE_SIZE", () => {
+  const P = PIECE_SIZE;
+
+  test("a message in four pieces is read whole; one whose next piece runs past the region, or overshoots its length, is EPROTO", async () => {
+    const { take, offer } = victim();
+    const region = offer(1, 4 * P);
+    region.bytes.set(Uint8Array.from({ length: 4 * P }, (_, i) => (i * 7) & 0xff));
+    const whole = take(piece(1, 0, P, 4 * P, FIRST));
+    for (const k of [1, 2]) take(piece(1, k * P, P, 0, 0));
+    take(piece(1, 3 * P, P, 0, LAST));
+    expect(Buffer.from(await read(whole)).equals(Buffer.from(region.bytes))).toBe(true);
+
+    const { take: takeB, offer: offerB } = victim();
+    offerB(1, 4 * P);
+    const cut = takeB(piece(1, 0, P, 4 * P, FIRST));
+    const failed = read(cut).catch((e: unknown) => e);
+    takeB(piece(1, P, P, 0, 0));
+    expectProtocolError(() => takeB(piece(1, 3 * P + PAGE, P, 0, 0)), new RegExp(`a piece of ${P} bytes at ${3 * P + PAGE} in a region of ${4 * P}`));
+    expect(((await failed) as OSError).code).toBe("EPROTO");
+
+    const { take: takeC, offer: offerC } = victim();
+    offerC(1, 4 * P);
+    takeC(piece(1, 0, P, 3 * P - 1, FIRST));
+    takeC(piece(1, P, P, 0, 0));
+    expectProtocolError(() => takeC(piece(1, 2 * P, P, 0, LAST)), new RegExp(`do not add up to the message's ${3 * P - 1} bytes`));
   });
 });
 

@@ -11,7 +11,7 @@ setDefaultTimeout(60_000);
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-/** Small regions: messages of a few MiB already make the lane grow, and over 2 MiB travel in pieces. */
+/** Small regions: messages of a few MiB already make the lane grow (pieces: src/lane/sender.ts PIECE_SIZE). */
 const SMALL = { threshold: 64 * KiB, initialSize: 256 * KiB, maxSize: 4 * MiB };
 
 function random(size: number, seed: number): Uint8Array {

@@ -75,6 +75,17 @@ test("a child SIGKILLed while sends wait for room and a receive waits: the socke
   conn.close();
 });
 
+test("a child killed in the middle of a lane message (three pieces announced): got end of file during message", async () => {
+  const { process: child, conn } = spawn([bun, fixture("lane-child.ts"), "die-mid-message"]);
+  const error = await conn.recvBytesInto(new Uint8Array(17 * MiB), 5).catch((e: unknown) => e);
+  expect(await child.exited).not.toBe(0);
+  expect(child.signalCode).toBe("SIGKILL");
+  expect(error).toBeInstanceOf(OSError);
+  expect((error as OSError).message).toBe("got end of file during message");
+  expect(laneOf(conn)!.regions.receiving).toBeGreaterThan(0); // it had come through the lane
+  conn.close();
+});
+
 test("a Pipe end with the lane, with messages in flight both ways, passed to a child: it retires its lane, and every message arrives exactly", async () => {
   const { process: child, conn } = spawn([bun, fixture("lane-mover.ts")]);
   expect(await conn.recv()).toBe("ready");
