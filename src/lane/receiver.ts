@@ -224,6 +224,9 @@ export class LaneReceiver {
 
   /** Unmap every region and end every read in progress with `reason`. Idempotent. */
   close(reason?: OSError): void {
+    // What was consumed this turn is still the peer's to know (a lane retired in the middle of
+    // a turn: its sends may wait for exactly that RELEASE).
+    if (this.reporting) this.flushReport();
     if (!this.failure) this.failure = reason ?? new OSError("shared-memory lane is closed", "EBADF");
     for (const r of this.regions.values()) this.closeRegion(r, this.failure);
     this.regions.clear();

@@ -119,6 +119,23 @@ describe("lane: pieces", () => {
     b.close();
   });
 
+  test("pieces consumed in the turn the lane closes are still released to the peer (a lane retired right after its last read)", async () => {
+    const { a, b } = directPair();
+    const out = a.send(random(2 * MiB, 4));
+    let message: IncomingMessage | null = null;
+    for (let frame = out.pull(); frame; frame = out.pull()) message = b.take(frame.subarray(NOTICE_HEADER_SIZE)) ?? message;
+    expect(a.confirmed).toBe(false);
+    await new Promise<void>((resolve) =>
+      message!.read(() => {
+        b.close(); // the RELEASE of this turn would otherwise wait for a microtask, and find the lane closed
+        resolve();
+      }),
+    );
+    expect(a.confirmed).toBe(true);
+    expect(a.pressing).toBe(false);
+    a.close();
+  });
+
   test("a message announced only in part (its sender stopped in the middle): got end of file during message", async () => {
     const { a, b } = directPair();
     const frames: Uint8Array[] = [];
