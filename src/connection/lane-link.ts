@@ -68,6 +68,8 @@ export function sharedMemoryOption(value: unknown, fallback: boolean): boolean {
 
 export class LaneLink implements FrameSink {
   readonly lane: Lane;
+  /** Writes a lane notice in order after what the outbox holds (lane.send's emit). */
+  private readonly emit = (frame: Uint8Array): void => this.outbox().sendFramed(frame);
   private sends: Send[] = [];
   private settling: Send[] = [];
   private reading: IncomingMessage | null = null;
@@ -136,8 +138,6 @@ export class LaneLink implements FrameSink {
       this.pump();
     });
   }
-
-  private readonly emit = (frame: Uint8Array): void => this.outbox().sendFramed(frame);
 
   private pump(): void {
     if (this.failure) return;
