@@ -62,14 +62,36 @@ export class OutgoingMessage {
     return this.placed === this.length && this.pulled === this.frames.length;
   }
 
-  /** @internal While send() places the message: where each notice goes at once (see LaneSender.send). */
+  /** @internal While send() places the message: where its notices go (see LaneSender.send). */
   emit: ((frame: Uint8Array) => void) | null = null;
+  /** Notices for `emit` not handed over yet (see flush). */
+  private held: Uint8Array[] = [];
 
   /** @internal */
   push(frame: Uint8Array): void {
-    if (this.emit) this.emit(frame);
+    if (this.emit) this.held.push(frame);
     else this.frames.push(frame);
   }
+
+  /** @internal Hand the notices held for `emit` over, in one frame (one write). */
+  flush(): void {
+    const held = this.held;
+    if (this.emit === null || held.length === 0) return;
+    this.held = [];
+    this.emit(held.length === 1 ? held[0]! : concat(held));
+  }
+}
+
+function concat(frames: Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const frame of frames) size += frame.byteLength;
+  const joined = new Uint8Array(size);
+  let at = 0;
+  for (const frame of frames) {
+    joined.set(frame, at);
+    at += frame.byteLength;
+  }
+  return joined;
 }
 
 /** A piece allocated by the plan, copied and announced next. */
@@ -89,6 +111,13 @@ const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(n));
  * its copy (docs/large-messages.md, "Pieces").
  */
 export const PIECE_SIZE = 512 * 1024;
+
+/**
+ * With emit, notices are handed over after the first piece (so the peer starts at once), then
+ * once this many bytes more were copied: fewer writes, and fewer wake-ups of a peer that copies
+ * faster than this side and so waits for every notice (docs/large-messages.md, "Pieces").
+ */
+export const NOTICE_BATCH = 2 * 1024 * 1024;
 
 /** A copy of what waits for room (fresh memory, on huge pages where it can: see freshBuffer). */
 function copyAside(bytes: Uint8Array): Uint8Array {
@@ -263,6 +292,7 @@ export class LaneSender {
       this.placedCount++;
       planned += size;
     }
+    let unannounced = 0;
     for (const step of steps) {
       if (step instanceof Uint8Array) {
         out.push(step);
@@ -274,7 +304,13 @@ export class LaneSender {
       const flags = (out.placed === 0 ? FIRST : 0) | (out.placed + size === out.length ? LAST : 0);
       out.push(encodeNotice({ kind: PIECE, region: target.region.id, flags, offset, length: size, total: flags & FIRST ? out.length : 0 }));
       out.placed += size;
+      unannounced += size;
+      if (flags & FIRST || unannounced >= NOTICE_BATCH) {
+        out.flush();
+        unannounced = 0;
+      }
     }
+    out.flush();
   }
 
   /**

@@ -7,7 +7,7 @@ import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { OSError } from "../../src/errors.ts";
 import { Lane, type IncomingMessage } from "../../src/lane/lane.ts";
 import { FIRST, LAST, NOTICE_HEADER_SIZE, PIECE, decodeNotice } from "../../src/lane/notices.ts";
-import { PIECE_SIZE } from "../../src/lane/sender.ts";
+import { NOTICE_BATCH, PIECE_SIZE } from "../../src/lane/sender.ts";
 import { memoryPair, type LaneEnd } from "../fixtures/lane-end.ts";
 
 // bun test applies test/setup.ts's default only to the first file: each file sets its own.
@@ -32,6 +32,18 @@ function random(size: number, seed: number): Uint8Array {
 
 const hash = (bytes: Uint8Array): bigint => BigInt(Bun.hash(bytes));
 
+/** The notice frames of one write (emit hands over several back to back). */
+function split(bytes: Uint8Array): Uint8Array[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const frames: Uint8Array[] = [];
+  for (let at = 0; at < bytes.byteLength; ) {
+    const end = at + NOTICE_HEADER_SIZE + view.getUint32(at + 4);
+    frames.push(bytes.subarray(at, end));
+    at = end;
+  }
+  return frames;
+}
+
 /** Two lanes wired to each other synchronously: a's notices reach b inside the call that writes them. */
 function directPair() {
   const tickets = new Map<number, number>();
@@ -50,7 +62,7 @@ function directPair() {
 }
 
 describe("lane: pieces", () => {
-  test(`a 16 MiB message goes in pieces of ${PIECE_SIZE / KiB} KiB, each announced once copied: the peer has the first before send() returns`, async () => {
+  test(`a 16 MiB message goes in pieces of ${PIECE_SIZE / KiB} KiB, announced as they are copied: the peer has the first before send() returns`, async () => {
     const { a, b } = directPair();
     // A first message grows the region to what 16 MiB needs and lets b map it (a descriptor
     // fetch takes a turn), so that the next one finds its region mapped on both sides.
@@ -65,20 +77,26 @@ describe("lane: pieces", () => {
     let message: IncomingMessage | null = null;
     let read: Promise<void> | null = null;
     let at = 0;
-    const out = a.send(body, (frame) => {
-      const notice = decodeNotice(frame.subarray(NOTICE_HEADER_SIZE));
-      message = b.take(frame.subarray(NOTICE_HEADER_SIZE)) ?? message;
-      if (message && !read) read = new Promise((resolve, reject) => message!.readInto(target, 3, (error) => (error ? reject(error) : resolve())));
-      if (notice.kind !== PIECE) return;
-      // b copies each piece as its notice arrives: this piece is in the target already.
-      const end = at + notice.length;
-      const copiedByPeer = target[3 + end - 1] === body[end - 1] && target[3 + at] === body[at];
-      pieces.push({ offset: at, length: notice.length, flags: notice.flags, copiedByPeer });
-      at = end;
+    let writes = 0;
+    const out = a.send(body, (frames) => {
+      writes++;
+      for (const frame of split(frames)) {
+        const notice = decodeNotice(frame.subarray(NOTICE_HEADER_SIZE));
+        message = b.take(frame.subarray(NOTICE_HEADER_SIZE)) ?? message;
+        if (message && !read) read = new Promise((resolve, reject) => message!.readInto(target, 3, (error) => (error ? reject(error) : resolve())));
+        if (notice.kind !== PIECE) continue;
+        // b copies each piece as its notice arrives: this piece is in the target already.
+        const end = at + notice.length;
+        const copiedByPeer = target[3 + end - 1] === body[end - 1] && target[3 + at] === body[at];
+        pieces.push({ offset: at, length: notice.length, flags: notice.flags, copiedByPeer });
+        at = end;
+      }
     });
     expect(out.pull()).toBeUndefined(); // everything went through emit
     expect(out.done).toBe(true);
     expect(pieces.length).toBe((16 * MiB) / PIECE_SIZE);
+    // The first piece at once, then one write per NOTICE_BATCH bytes, and the rest at the end.
+    expect(writes).toBe(1 + Math.ceil((16 * MiB - PIECE_SIZE) / NOTICE_BATCH));
     expect(pieces.filter((p) => p.length !== PIECE_SIZE || !p.copiedByPeer)).toEqual([]);
     expect(pieces[0]!.flags).toBe(FIRST);
     expect(pieces.at(-1)!.flags).toBe(LAST);
@@ -139,7 +157,7 @@ describe("lane: pieces", () => {
   test("a message announced only in part (its sender stopped in the middle): got end of file during message", async () => {
     const { a, b } = directPair();
     const frames: Uint8Array[] = [];
-    a.send(random(4 * MiB, 3), (frame) => frames.push(frame));
+    a.send(random(4 * MiB, 3), (written) => frames.push(...split(written)));
     // The peer saw the offer and the first three pieces, then the stream ended.
     let message: IncomingMessage | null = null;
     let pieces = 0;
