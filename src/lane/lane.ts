@@ -33,9 +33,15 @@ export interface LaneOptions {
   maxSize?: number;
   /** The largest region accepted from the peer (default 1 GiB). */
   maxRegion?: number;
+  /**
+   * The largest piece a message is cut into (default: maxSize / 2, so messages up to 256 MiB
+   * travel whole). Pieces of 512 KiB let the receiver copy a message out while it is copied in
+   * (docs/large-messages.md, "Pieces").
+   */
+  pieceSize?: number;
 }
 
-export const DEFAULTS: Required<LaneOptions> = {
+export const DEFAULTS: Required<Omit<LaneOptions, "pieceSize">> = {
   threshold: 128 * KiB,
   initialSize: 8 * MiB,
   maxSize: 512 * MiB,
@@ -79,10 +85,10 @@ export class Lane implements LargeMessageTransport {
     this.active = peerKnown;
     const o = { ...DEFAULTS };
     // An option given as undefined keeps its default, as everywhere else in mpconn.
-    for (const key of Object.keys(DEFAULTS) as Array<keyof LaneOptions>) if (options[key] !== undefined) o[key] = options[key];
+    for (const key of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) if (options[key] !== undefined) o[key] = options[key];
     if (!Number.isSafeInteger(o.threshold) || o.threshold < 1) throw new RangeError(`threshold must be a positive integer (got ${o.threshold})`);
     this.threshold = o.threshold;
-    this.sender = new LaneSender({ initialSize: o.initialSize, maxSize: o.maxSize, give: (fd) => io.give(fd) });
+    this.sender = new LaneSender({ initialSize: o.initialSize, maxSize: o.maxSize, pieceSize: options.pieceSize, give: (fd) => io.give(fd) });
     this.receiver = new LaneReceiver({ maxRegion: o.maxRegion, take: (ticket) => io.take(ticket), control: (frame) => io.control(frame) });
   }
 

@@ -6,10 +6,11 @@
 //  - a message bigger than the region, or a burst of un-awaited sends bigger than it: the
 //    region grows (a new, larger region is offered and the old one retired), up to maxSize;
 //  - past maxSize: what does not fit is copied aside and placed when the receiver frees room.
-// A message travels in pieces of at most PIECE_SIZE (256 KiB), each announced by its own notice.
-// When send() is given an `emit` callback (nothing is queued ahead of the message on the socket),
-// each notice goes out the moment its piece is copied, so the receiver copies a piece out while
-// the next one is copied in, both from the cache (docs/large-messages.md, "Pieces").
+// A message travels in pieces of at most `pieceSize` (by default maxSize / 2: whole messages up
+// to 256 MiB), each announced by its own notice. When send() is given an `emit` callback (nothing
+// is queued ahead of the message on the socket), the notices go out while the message is copied,
+// so that with small pieces the receiver copies one out while the next is copied in
+// (docs/large-messages.md, "Pieces").
 //
 // Pieces are freed in the order they were placed: RELEASE notices carry the count of pieces the
 // receiver has consumed so far. Everything here (positions, counts) is this side's own state;
@@ -25,6 +26,8 @@ export interface SenderOptions {
   initialSize: number;
   /** No region grows past this (bytes). */
   maxSize: number;
+  /** The largest piece (bytes, a multiple of 4096; at most maxSize / 2, the default). */
+  pieceSize?: number;
   /** Hands a region's read-only descriptor to the peer; returns the ticket the OFFER carries. */
   give(fd: number): Uint8Array;
 }
@@ -106,11 +109,11 @@ const EMPTY = new Uint8Array(0);
 const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(n));
 
 /**
- * The largest piece. Small enough that the receiver copies a piece out while the sender copies
- * the next ones in, from the cache; large enough that a notice per piece costs little next to
- * its copy (docs/large-messages.md, "Pieces").
+ * A piece size that pipelines the two copies (`pieceSize`): small enough that each copy stays
+ * below where glibc's memcpy switches to non-temporal stores, so the receiver copies it out of
+ * the cache (docs/large-messages.md, "Pieces": not the default, which measured faster here).
  */
-export const PIECE_SIZE = 512 * 1024;
+export const PIPELINE_PIECE = 512 * 1024;
 
 /**
  * With emit, notices are handed over after the first piece (so the peer starts at once), then
@@ -139,7 +142,7 @@ export class LaneSender {
   /** Messages with bytes still to place, oldest first. */
   private waiting: OutgoingMessage[] = [];
   private failure: OSError | null = null;
-  /** The largest piece: PIECE_SIZE, or less in a lane whose regions are small. */
+  /** The largest piece (options.pieceSize, at most maxRun). */
   private readonly pieceSize: number;
   /** The largest run of a message one region must hold at once (growth is sized for it). */
   private readonly maxRun: number;
@@ -150,7 +153,9 @@ export class LaneSender {
     if (options.initialSize % 4096 !== 0 || options.initialSize <= 0) throw new RangeError(`initialSize must be a positive multiple of 4096 (got ${options.initialSize})`);
     if (options.maxSize < options.initialSize) throw new RangeError(`maxSize (${options.maxSize}) is below initialSize (${options.initialSize})`);
     this.maxRun = Math.max(4096, Math.floor(options.maxSize / 2 / 4096) * 4096);
-    this.pieceSize = Math.min(PIECE_SIZE, this.maxRun);
+    const piece = options.pieceSize ?? this.maxRun;
+    if (!Number.isSafeInteger(piece) || piece <= 0 || piece % 4096 !== 0) throw new RangeError(`pieceSize must be a positive multiple of 4096 (got ${piece})`);
+    this.pieceSize = Math.min(piece, this.maxRun);
   }
 
   /**

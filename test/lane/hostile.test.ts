@@ -9,7 +9,7 @@ import { OSError } from "../../src/errors.ts";
 import { Lane } from "../../src/lane/lane.ts";
 import { FIRST, LAST, NOTICE_HEADER_SIZE, OFFER, PIECE, RELEASE, RETIRE, encodeNotice, type Notice } from "../../src/lane/notices.ts";
 import { Region } from "../../src/lane/region.ts";
-import { PIECE_SIZE } from "../../src/lane/sender.ts";
+import { PIPELINE_PIECE } from "../../src/lane/sender.ts";
 import { closeFd, socketpair } from "../../src/os/libc.ts";
 
 // bun test applies test/setup.ts's default only to the first file: each file sets its own.
@@ -195,8 +195,8 @@ describe("lane: pieces that do not fit", () => {
   });
 });
 
-describe("lane: messages in pieces of PIECE_SIZE", () => {
-  const P = PIECE_SIZE;
+describe("lane: messages in pieces of PIPELINE_PIECE", () => {
+  const P = PIPELINE_PIECE;
 
   test("a message in four pieces is read whole; one whose next piece runs past the region, or overshoots its length, is EPROTO", async () => {
     const { take, offer } = victim();

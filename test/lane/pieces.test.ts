@@ -1,4 +1,4 @@
-// Large messages cut into pieces (PIECE_SIZE) whose notices go out while the rest is still being
+// Large messages cut into pieces (pieceSize) whose notices go out while the rest is still being
 // copied in, so that the peer copies one piece out while the sender copies the next: the peer
 // has the first piece before send() returns, every byte arrives exactly whatever the order of
 // small and large messages, and a message announced only in part (a sender that died in the
@@ -7,7 +7,8 @@ import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { OSError } from "../../src/errors.ts";
 import { Lane, type IncomingMessage } from "../../src/lane/lane.ts";
 import { FIRST, LAST, NOTICE_HEADER_SIZE, PIECE, decodeNotice } from "../../src/lane/notices.ts";
-import { NOTICE_BATCH, PIECE_SIZE } from "../../src/lane/sender.ts";
+import { NOTICE_BATCH, PIPELINE_PIECE as PIECE_SIZE } from "../../src/lane/sender.ts";
+import { closeFd } from "../../src/os/libc.ts";
 import { memoryPair, type LaneEnd } from "../fixtures/lane-end.ts";
 
 // bun test applies test/setup.ts's default only to the first file: each file sets its own.
@@ -15,6 +16,8 @@ setDefaultTimeout(60_000);
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+/** Pieces that pipeline the two copies (the default keeps messages up to 256 MiB whole). */
+const PIECES = { pieceSize: PIECE_SIZE };
 
 function random(size: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(size);
@@ -56,8 +59,8 @@ function directPair() {
     },
     take: (ticket: Uint8Array) => Promise.resolve(tickets.get(ticket[0]!)!),
   });
-  const a: Lane = new Lane(io(() => b));
-  const b: Lane = new Lane(io(() => a));
+  const a: Lane = new Lane(io(() => b), PIECES);
+  const b: Lane = new Lane(io(() => a), PIECES);
   return { a, b };
 }
 
@@ -106,8 +109,27 @@ describe("lane: pieces", () => {
     b.close();
   });
 
+  test("by default a message up to maxSize / 2 travels whole: one notice, written once it is copied; a bad pieceSize is a RangeError", () => {
+    const io = {
+      control: () => {},
+      give: (fd: number) => {
+        closeFd(fd);
+        return Uint8Array.of(1);
+      },
+      take: () => Promise.reject(new Error("unused")),
+    };
+    const lane = new Lane(io);
+    const written: Uint8Array[] = [];
+    lane.send(random(16 * MiB, 5), (frames) => written.push(...split(frames)));
+    const pieces = written.map((frame) => decodeNotice(frame.subarray(NOTICE_HEADER_SIZE))).filter((notice) => notice.kind === PIECE);
+    expect(pieces).toEqual([expect.objectContaining({ length: 16 * MiB, flags: FIRST | LAST, total: 16 * MiB })]);
+    lane.close();
+    for (const bad of [0, 1000, 4097, -4096, 1.5 * 4096])
+      expect(() => new Lane(io, { pieceSize: bad })).toThrow(new RangeError(`pieceSize must be a positive multiple of 4096 (got ${bad})`));
+  });
+
   test("16 MiB messages between small ones, both directions at once, recvBytesInto at an offset and recvBytes: every byte exact", async () => {
-    const [a, b] = memoryPair();
+    const [a, b] = memoryPair(PIECES);
     const plan = (seed: number) =>
       Array.from({ length: 12 }, (_, i) => (i % 3 === 2 ? random(16 * MiB + i, seed + i) : random(100 + i * 1000, seed + i)));
     const fromA = plan(10);
