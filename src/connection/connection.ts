@@ -602,15 +602,11 @@ function socketError(error: Error): OSError {
 }
 
 /**
- * The buffer a body received across chunks is assembled in: warm pooled memory up to 64 MiB
- * (src/lane/buffers.ts); beyond, an ordinary buffer, which the collector frees in time (measured
- * with huge-page-advised fresh memory instead: a 256 MiB stream's receiver peaked at 3.6× the
- * message, against 2.1× with this).
+ * The buffer a body received across chunks is assembled in: the lane's message memory
+ * (src/lane/buffers.ts), warm pooled slots from 1 MiB, so that a huge body reuses the slot of
+ * the last one the user dropped instead of making fresh pages resident beside it.
  */
-function bodyBuffer(size: number): Uint8Array {
-  return size > BODY_POOL_MAX ? new Uint8Array(size) : messageBuffer(size);
-}
-const BODY_POOL_MAX = 64 << 20;
+const bodyBuffer = messageBuffer;
 
 /** A Uint8Array over the bytes of any ArrayBufferView or ArrayBuffer. */
 export function asBytes(buf: BytesLike): Uint8Array {

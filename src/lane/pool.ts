@@ -11,8 +11,16 @@
 // buffer transferred to a worker) writes to valid memory.
 //
 // The collector does not count this memory as its own and so may run late; when the slots in
-// use pass a budget and none is free, the pool asks for a young-generation collection once
-// (what CPython's reference counting does at once), and past a hard cap it gives up (null).
+// use pass a budget and none is free, the pool asks for a collection (what CPython's reference
+// counting does at once): a young-generation one, and for a large slot, if that freed none, a
+// full one — it costs milliseconds, where mapping the slot afresh costs a page fault per 2 MiB
+// to 4 KiB of it, and two results of a huge message would otherwise be resident side by side.
+// A collection that freed nothing (the user keeps what it received) raises the budget to twice
+// what is in use, so keeping results costs a few collections, not one per message. Past a hard
+// cap the pool gives up (null: the caller takes ordinary memory).
+//
+// Free slots are unmapped after a quiet spell (nothing taken for IDLE_MS), so a process that
+// stopped receiving keeps none of this memory.
 import { read, type Pointer } from "bun:ffi";
 import { isMainThread } from "node:worker_threads";
 import { externalBuffer, hugePageLength, mapHugePages, mapPages, supported, unmapPages, viewOf } from "../os/shm.ts";
@@ -23,6 +31,10 @@ const MiB = 1024 * 1024;
 const KEEP_FREE = 256 * MiB;
 /** Slots in use past which a collection is asked for before mapping more. */
 const COLLECT_FROM = 256 * MiB;
+/** A slot from this size on is worth a full collection when a young one freed none. */
+const FULL_FROM = 64 * MiB;
+/** After this long without a take, every free slot is unmapped. */
+const IDLE_MS = 2000;
 /** Slots in use past which the pool maps no more. */
 const HARD_CAP = 1024 * MiB;
 const MAX_SLOTS = 4096; // one page of flags
@@ -38,6 +50,10 @@ class Pool {
   private vacant: number[] = [];
   private nextIndex = 0;
   private readonly flags: Uint8Array;
+  /** Slots in use past which a collection is asked for (raised while collections free nothing). */
+  private collectAt = COLLECT_FROM;
+  private taken = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly flagsAddress: number,
@@ -52,15 +68,45 @@ class Pool {
   take(size: number): Uint8Array | null {
     const length = hugePageLength(size);
     let slot = this.free(length);
-    if (!slot && this.bytes(false) + length > COLLECT_FROM) {
-      Bun.gc(false);
-      slot = this.free(length);
-    }
+    if (slot) this.collectAt = COLLECT_FROM;
+    else if (this.bytes(false) + length > this.collectAt) slot = this.collect(length);
     if (!slot) slot = this.map(length);
     if (!slot) return null;
     this.flags[slot.index] = 0;
-    this.trim();
+    this.trim(KEEP_FREE);
+    this.taken = true;
+    if (this.timer === null) this.arm();
     return externalBuffer(slot.address, size, this.release, this.flagsAddress + slot.index);
+  }
+
+  /** Ask the collector for the buffers dropped since; a free slot of `length`, or null. */
+  private collect(length: number): Slot | null {
+    Bun.gc(false);
+    let slot = this.free(length);
+    if (!slot && length >= FULL_FROM) {
+      Bun.gc(true);
+      slot = this.free(length);
+    }
+    this.collectAt = slot ? COLLECT_FROM : Math.max(COLLECT_FROM, 2 * (this.bytes(false) + length));
+    return slot;
+  }
+
+  private arm(): void {
+    this.timer = setTimeout(this.idle, IDLE_MS);
+    this.timer.unref?.();
+  }
+
+  /** Every IDLE_MS while slots are mapped: unmap the free ones when nothing was taken since. */
+  private readonly idle = (): void => {
+    this.timer = null;
+    if (!this.taken) this.trim(0);
+    this.taken = false;
+    if (this.slots.length > 0) this.arm();
+  };
+
+  /** Slots mapped (for tests). */
+  get mapped(): number {
+    return this.slots.length;
   }
 
   /** Bytes of the slots free (true) or in use (false). */
@@ -92,12 +138,12 @@ class Pool {
     return slot;
   }
 
-  /** Unmap free slots, largest first, until at most KEEP_FREE bytes of them remain. */
-  private trim(): void {
+  /** Unmap free slots, largest first, until at most `keep` bytes of them remain. */
+  private trim(keep: number): void {
     let free = this.bytes(true);
-    if (free <= KEEP_FREE) return;
+    if (free <= keep) return;
     for (const s of [...this.slots].sort((a, b) => b.length - a.length)) {
-      if (free <= KEEP_FREE) break;
+      if (free <= keep) break;
       if (!this.isFree(s)) continue;
       unmapPages(s.address, s.length);
       this.slots.splice(this.slots.indexOf(s), 1);
