@@ -10,14 +10,16 @@
 // The flags live in a page mapped once and never unmapped: a release that comes late (a
 // buffer transferred to a worker) writes to valid memory.
 //
-// The collector does not count this memory as its own and so may run late; when the slots in
-// use pass a budget and none is free, the pool asks for a collection (what CPython's reference
-// counting does at once): a young-generation one, and for a large slot, if that freed none, a
-// full one — it costs milliseconds, where mapping the slot afresh costs a page fault per 2 MiB
-// to 4 KiB of it, and two results of a huge message would otherwise be resident side by side.
-// A collection that freed nothing (the user keeps what it received) raises the budget to twice
-// what is in use, so keeping results costs a few collections, not one per message. Past a hard
-// cap the pool gives up (null: the caller takes ordinary memory).
+// The collector does not count this memory as its own and so may run late; before mapping a
+// slot, the pool asks for a collection (what CPython's reference counting does at once) when
+// the slots in use pass a budget, or, for a large slot (64 MiB on), when one in use would fit
+// it: a young-generation collection, and for a large slot, if that freed none, a full one. That
+// costs milliseconds, where mapping the slot afresh costs a page fault per 2 MiB to 4 KiB of it,
+// and two results of a huge message would otherwise be resident side by side.
+// A collection that freed nothing (the user keeps what it received) is not asked for again until
+// the pool has mapped as many bytes since as that collection found alive, so keeping results
+// costs a collection per doubling, not one per message. Past a hard cap the pool gives up (null:
+// the caller takes ordinary memory).
 //
 // Free slots are unmapped after a quiet spell (nothing taken for IDLE_MS), so a process that
 // stopped receiving keeps none of this memory.
@@ -27,8 +29,8 @@ import { externalBuffer, hugePageLength, mapHugePages, mapPages, supported, unma
 import { compileRelease } from "./release.ts";
 
 const MiB = 1024 * 1024;
-/** Free slots kept beyond this are unmapped. */
-const KEEP_FREE = 256 * MiB;
+/** Free slots kept beyond this are unmapped at once (all of them after IDLE_MS without a take). */
+const KEEP_FREE = 512 * MiB;
 /** Slots in use past which a collection is asked for before mapping more. */
 const COLLECT_FROM = 256 * MiB;
 /** A slot from this size on is worth a full collection when a young one freed none. */
@@ -50,8 +52,10 @@ class Pool {
   private vacant: number[] = [];
   private nextIndex = 0;
   private readonly flags: Uint8Array;
-  /** Slots in use past which a collection is asked for (raised while collections free nothing). */
-  private collectAt = COLLECT_FROM;
+  /** Bytes in use that the last collection found alive (0: it freed a slot). */
+  private alive = 0;
+  /** Bytes mapped since that collection. */
+  private grown = 0;
   private taken = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
 
@@ -67,9 +71,9 @@ class Pool {
   /** A buffer of `size` bytes in a slot (contents left over: the caller writes every byte), or null. */
   take(size: number): Uint8Array | null {
     const length = hugePageLength(size);
-    let slot = this.free(length);
-    if (slot) this.collectAt = COLLECT_FROM;
-    else if (this.bytes(false) + length > this.collectAt) slot = this.collect(length);
+    let slot = this.fitting(length, true);
+    if (slot) this.alive = this.grown = 0; // results are being dropped: collections pay again
+    else if (this.worthCollecting(length)) slot = this.collect(length);
     if (!slot) slot = this.map(length);
     if (!slot) return null;
     this.flags[slot.index] = 0;
@@ -79,15 +83,28 @@ class Pool {
     return externalBuffer(slot.address, size, this.release, this.flagsAddress + slot.index);
   }
 
+  /**
+   * Whether to ask for a collection before mapping a slot of `length`: when the slots in use pass
+   * the budget, or for a large slot as soon as one in use would fit it (a huge result the user
+   * dropped) — unless the last collection found everything alive and the pool has not grown by
+   * as much since.
+   */
+  private worthCollecting(length: number): boolean {
+    if (this.grown + length <= this.alive) return false;
+    if (this.bytes(false) + length > COLLECT_FROM) return true;
+    return length >= FULL_FROM && this.fitting(length, false) !== null;
+  }
+
   /** Ask the collector for the buffers dropped since; a free slot of `length`, or null. */
   private collect(length: number): Slot | null {
     Bun.gc(false);
-    let slot = this.free(length);
+    let slot = this.fitting(length, true);
     if (!slot && length >= FULL_FROM) {
       Bun.gc(true);
-      slot = this.free(length);
+      slot = this.fitting(length, true);
     }
-    this.collectAt = slot ? COLLECT_FROM : Math.max(COLLECT_FROM, 2 * (this.bytes(false) + length));
+    this.alive = slot ? 0 : this.bytes(false);
+    this.grown = 0;
     return slot;
   }
 
@@ -120,11 +137,11 @@ class Pool {
     return read.u8(this.flagsAddress as Pointer, slot.index) === 1;
   }
 
-  /** The smallest free slot that fits `length` without wasting more than half of it. */
-  private free(length: number): Slot | null {
+  /** The smallest slot, free or in use, that fits `length` without wasting more than half of it. */
+  private fitting(length: number, free: boolean): Slot | null {
     let best: Slot | null = null;
     for (const s of this.slots) {
-      if (s.length >= length && s.length <= 2 * length && this.isFree(s) && (!best || s.length < best.length)) best = s;
+      if (s.length >= length && s.length <= 2 * length && this.isFree(s) === free && (!best || s.length < best.length)) best = s;
     }
     return best;
   }
@@ -135,6 +152,7 @@ class Pool {
     if (index < 0) return null;
     const slot = { index, address: mapHugePages(length), length };
     this.slots.push(slot);
+    this.grown += length;
     return slot;
   }
 
