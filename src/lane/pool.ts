@@ -13,9 +13,10 @@
 // The collector does not count this memory as its own and so may run late; before mapping a
 // slot, the pool asks for a collection (what CPython's reference counting does at once) when
 // the slots in use pass a budget, or, for a large slot (64 MiB on), when one in use would fit
-// it: a young-generation collection, and for a large slot, if that freed none, a full one. That
-// costs milliseconds, where mapping the slot afresh costs a page fault per 2 MiB to 4 KiB of it,
-// and two results of a huge message would otherwise be resident side by side.
+// it: a young-generation collection, and if that freed none (the dropped buffers may have been
+// promoted), a full one. That costs milliseconds, where mapping the slot afresh costs a page
+// fault per 2 MiB to 4 KiB of it, and two results of a huge message would otherwise be resident
+// side by side.
 // A collection that freed nothing (the user keeps what it received) is not asked for again until
 // the pool has mapped as many bytes since as that collection found alive, so keeping results
 // costs a collection per doubling, not one per message. Past a hard cap the pool gives up (null:
@@ -33,8 +34,8 @@ const MiB = 1024 * 1024;
 const KEEP_FREE = 512 * MiB;
 /** Slots in use past which a collection is asked for before mapping more. */
 const COLLECT_FROM = 256 * MiB;
-/** A slot from this size on is worth a full collection when a young one freed none. */
-const FULL_FROM = 64 * MiB;
+/** A slot from this size on is worth a collection as soon as one in use would fit it. */
+const LARGE_FROM = 64 * MiB;
 /** After this long without a take, every free slot is unmapped. */
 const IDLE_MS = 2000;
 /** Slots in use past which the pool maps no more. */
@@ -92,14 +93,14 @@ class Pool {
   private worthCollecting(length: number): boolean {
     if (this.grown + length <= this.alive) return false;
     if (this.bytes(false) + length > COLLECT_FROM) return true;
-    return length >= FULL_FROM && this.fitting(length, false) !== null;
+    return length >= LARGE_FROM && this.fitting(length, false) !== null;
   }
 
   /** Ask the collector for the buffers dropped since; a free slot of `length`, or null. */
   private collect(length: number): Slot | null {
     Bun.gc(false);
     let slot = this.fitting(length, true);
-    if (!slot && length >= FULL_FROM) {
+    if (!slot) {
       Bun.gc(true);
       slot = this.fitting(length, true);
     }
