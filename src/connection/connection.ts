@@ -70,6 +70,8 @@ export let useLane: (conn: Connection<unknown>, start: LaneStart) => boolean;
 export let useMarkedLane: (conn: Connection<unknown>) => void;
 
 const noop = (): void => {};
+/** The method that refs or unrefs a connection's socket; not part of the public API. */
+export const keepAlive: unique symbol = Symbol("mpconn.keepAlive");
 /** pauseFor() callers. */
 const INBOX = 1;
 const LANE = 2;
@@ -90,6 +92,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
   private behind: Promise<void> | null = null;
   /** Who asked to stop reading the socket: the inbox, the lane (bits). */
   private pausedBy = 0;
+  /** The socket keeps the process alive (see [keepAlive]); applied when the socket opens. */
+  private referenced = true;
   private canRead: boolean;
   private canWrite: boolean;
 
@@ -125,6 +129,16 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     if (!laneSupported || !this.canRead || !this.canWrite || this.fd < 0 || !isUnixStream(this.fd)) return;
     const marker = mark(this.fd);
     if (marker) this.useLane(marker.peerSpeaksLane ? "hello" : "listen", () => marker.remove());
+  }
+
+  /**
+   * Whether this connection's socket keeps the process alive (Bun's ref/unref; on by default, as
+   * for any socket). The pool lets its idle workers' connections go (src/processes/pool/).
+   */
+  [keepAlive](on: boolean): void {
+    this.referenced = on;
+    if (on) this.socket?.ref();
+    else this.socket?.unref();
   }
 
   /** @internal A connection over a socket Bun already opened (Listener, Client). */
@@ -547,6 +561,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     if (this.socket) return this.socket;
     if (!isOpen(this.fd)) throw osError("EBADF", String(this.fd));
     this.socket = openDescriptor(this.fd, this.link);
+    if (!this.referenced) this.socket.unref();
     return this.socket;
   }
 

@@ -114,3 +114,18 @@ test.skipIf(!python)("a CPython child under spawn(): 4 MiB both ways exactly, an
   conn.close();
   expect(await child.exited).toBe(0);
 });
+
+test("a child whose memfd_create fails (no descriptor left) sends its large messages over the socket, exactly", async () => {
+  const { process: child, conn } = spawn(["sh", "-c", 'ulimit -n 256 && exec "$0" "$@"', bun, fixture("lane-no-memfd.ts")]);
+  await conn.sendBytes(new TextEncoder().encode("go"));
+  const received = [await conn.recvBytes(), await conn.recvBytes(), await conn.recvBytes(), await conn.recvBytes()];
+  const report = (await conn.recv()) as { hashes: string[]; fillers: number; memfds: number; laneError: string | null };
+  expect(report.fillers).toBeGreaterThan(0); // it really ran out of descriptors
+  expect(report.laneError).toContain("memfd_create"); // and the lane really tried
+  expect(received.map((body) => body.byteLength)).toEqual([3 * MiB, 10, 2 * MiB, 4 * MiB]);
+  expect(received.map(hash)).toEqual(report.hashes);
+  expect(report.memfds).toBe(0);
+  await conn.sendBytes(new TextEncoder().encode("bye"));
+  expect(await child.exited).toBe(0);
+  conn.close();
+});

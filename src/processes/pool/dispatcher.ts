@@ -44,6 +44,8 @@ export class Dispatcher implements Scheduler, WorkerEvents {
   private lastStartError: Error | null = null;
   private readonly joined: Promise<void>;
   private resolveJoined!: () => void;
+  /** The workers keep this process alive: not while the pool is open and has nothing to do. */
+  private alive = true;
 
   constructor(
     private readonly launch: Launch,
@@ -93,20 +95,24 @@ export class Dispatcher implements Scheduler, WorkerEvents {
       }
     }
     if (this.state === "closed") this.retireIfDrained();
+    this.updateAlive();
   }
 
   drop(owner: ChunkOwner): void {
     this.queue.remove((c) => c.owner === owner);
     if (this.state === "closed") this.retireIfDrained();
+    this.updateAlive();
   }
 
   addFeeder(feeder: Feeder): void {
     this.feeders.add(feeder);
+    this.updateAlive();
   }
 
   removeFeeder(feeder: Feeder): void {
     this.feeders.delete(feeder);
     if (this.state === "closed") this.retireIfDrained();
+    this.updateAlive();
   }
 
   // ---- the pool's life --------------------------------------------------------------------
@@ -115,6 +121,7 @@ export class Dispatcher implements Scheduler, WorkerEvents {
     if (this.state !== "running") return;
     this.state = "closed";
     this.retireIfDrained();
+    this.updateAlive();
     this.checkJoined();
   }
 
@@ -129,6 +136,7 @@ export class Dispatcher implements Scheduler, WorkerEvents {
     }
     this.idle = [];
     for (const feeder of [...this.feeders]) feeder.stop(terminated());
+    this.updateAlive();
     this.checkJoined();
   }
 
@@ -175,6 +183,7 @@ export class Dispatcher implements Scheduler, WorkerEvents {
     } else {
       this.fail(chunk, outcome[1], remoteError(outcome[2]));
     }
+    this.updateAlive();
   }
 
   exited(worker: WorkerProcess, exitCode: number | null, signalCode: string | null): void {
@@ -210,6 +219,7 @@ export class Dispatcher implements Scheduler, WorkerEvents {
 
   private startWorker(): void {
     const worker = new WorkerProcess(this.launch, this);
+    if (!this.alive) worker.keepAlive(false);
     this.workers.add(worker);
     // It may take a chunk before it said hello: the chunk waits in its connection meanwhile.
     this.idle.push(worker);
@@ -234,6 +244,7 @@ export class Dispatcher implements Scheduler, WorkerEvents {
       worker.run(chunk);
     }
     if (this.state === "closed") this.retireIfDrained();
+    this.updateAlive();
   }
 
   /** A worker finished its chunk: retire it (maxTasksPerChild) or give it the next. */
@@ -255,6 +266,20 @@ export class Dispatcher implements Scheduler, WorkerEvents {
   private stopWorker(worker: WorkerProcess): void {
     this.idle = this.idle.filter((w) => w !== worker);
     worker.kill();
+  }
+
+  /**
+   * An open pool with nothing queued, running or still to come does not keep the process alive,
+   * as in Python, where a script that forgets close() still ends (its workers then see their
+   * connection close and exit). A closed or terminated pool does, until its workers are gone:
+   * join() must be able to wait for them.
+   */
+  private updateAlive(): void {
+    let busy = this.state !== "running" || !this.queue.empty || this.feeders.size > 0;
+    for (const worker of this.workers) busy ||= worker.chunk !== null || worker.answering !== null;
+    if (busy === this.alive) return;
+    this.alive = busy;
+    for (const worker of this.workers) worker.keepAlive(busy);
   }
 
   /** Queued, running, or still to come from an input being read. */

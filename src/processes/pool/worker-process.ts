@@ -1,7 +1,7 @@
 // The pool's side of one worker process: starts it with spawn(), sends it chunks, reads its
 // hello and outcomes, and reports its exit once whatever it wrote before dying has been read.
 import { EOFError, OSError } from "../../errors.ts";
-import type { Connection } from "../../connection/connection.ts";
+import { keepAlive, type Connection } from "../../connection/connection.ts";
 import { spawn, type SpawnOptions, type Spawned } from "../spawn.ts";
 import type { Chunk } from "./chunk.ts";
 import { receiveParts, sendParts } from "./large-arrays.ts";
@@ -78,6 +78,13 @@ export class WorkerProcess {
     // A failed send means the worker is gone: its exit reports that, and fails the chunk.
     this.conn.sendBytes(message).catch(noop);
     if (parts) sendParts(this.conn, parts).catch(noop);
+  }
+
+  /** Whether its process and connection keep this process alive (not while the pool is idle). */
+  keepAlive(on: boolean): void {
+    if (on) this.child.ref();
+    else this.child.unref();
+    this.conn[keepAlive](on);
   }
 
   /** Let it finish: closing its connection makes it exit (after the answer being read, if any). */

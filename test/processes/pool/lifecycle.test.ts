@@ -197,3 +197,25 @@ test("workers exit when their parent dies, idle or in the middle of a task", asy
     s.cleanup();
   }
 });
+
+test("a pool nobody closes lets the process end once its tasks are done; its workers exit with it", async () => {
+  const s = scratch();
+  try {
+    const parent = Bun.spawn([bun, fixturePath("pool-forgotten.ts"), s.dir], { stdout: "pipe", stderr: "inherit" });
+    const output = new Response(parent.stdout).text();
+    // While the task nobody awaits runs, the process stays.
+    await waitFor(() => s.started().has("last"), "the last task to start");
+    expect(parent.exitCode).toBeNull();
+    s.release();
+    const ended = await Promise.race([parent.exited.then(() => true), Bun.sleep(30_000).then(() => false)]);
+    if (!ended) parent.kill("SIGKILL");
+    expect(ended).toBe(true);
+    expect(parent.exitCode).toBe(0);
+    const [first, last] = (await output).trim().split("\n").map((line) => JSON.parse(line));
+    expect(first.squares).toEqual([1, 4, 9]);
+    expect(last.last).toBe(s.started().get("last"));
+    await waitFor(() => !(first.pids as number[]).some(alive), "the workers to exit");
+  } finally {
+    s.cleanup();
+  }
+});
