@@ -278,14 +278,17 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     } catch (error) {
       return Promise.reject(error);
     }
-    // A large message that starts arriving while this receive waits is written in place.
+    // A large message that starts arriving while this receive waits is written in place, and
+    // arrives as the very view handed out here (a small body is a copy of its own: asking for
+    // its `buffer` would cost more than the copy).
+    let placed: Uint8Array | undefined;
     const into = (length: number): Uint8Array | undefined =>
-      offset + length <= target.byteLength ? target.subarray(offset, offset + length) : undefined;
+      (placed = offset + length <= target.byteLength ? target.subarray(offset, offset + length) : undefined);
     return this.receive(
       Infinity,
       (body, resolve, reject) => {
         if (offset + body.byteLength > target.byteLength) return reject(new BufferTooShort(body));
-        if (body.buffer !== target.buffer || body.byteOffset !== target.byteOffset + offset) target.set(body, offset);
+        if (body !== placed) target.set(body, offset);
         resolve(body.byteLength);
       },
       into,
