@@ -486,13 +486,13 @@ function ratios(results: RunResult[], codec: CodecRow[] | null): Ratio[] {
       out.push({
         label: `codec ${row.op} ${row.size >= 1024 ? `${row.size / 1024} KiB` : `${row.size} B`}: wasm / TS ns per frame`,
         value: row.ratio,
-        target: "≤ 1.05",
-        met: row.ratio <= 1.05,
+        target: "≤ 1.0",
+        met: row.ratio <= 1.0,
         detail: `${row.wasmNs.toFixed(1)} vs ${row.tsNs.toFixed(1)} ns`,
       });
     }
   } else {
-    out.push({ label: "codec wasm / TS (bench/codec.ts)", value: null, target: "≤ 1.05", met: null, detail: "not run" });
+    out.push({ label: "codec wasm / TS (bench/codec.ts)", value: null, target: "≤ 1.0", met: null, detail: "not run" });
   }
   return out;
 }
