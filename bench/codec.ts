@@ -237,7 +237,7 @@ function printTable(rows: readonly CodecBenchRow[]): void {
   console.log(line(["op", "body", "wasm ns/fr", "TS ns/fr", "wasm/TS"]));
   for (const r of rows) {
     const size = r.size >= 1024 ? `${r.size / 1024} KiB` : `${r.size} B`;
-    const flag = r.ratio > 1.05 ? "  ← wasm slower" : "";
+    const flag = r.ratio > 1 ? "  ← wasm slower" : "";
     console.log(line([r.op, size, r.wasmNs.toFixed(1), r.tsNs.toFixed(1), `${r.ratio.toFixed(2)}×`]) + flag);
   }
 }

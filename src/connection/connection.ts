@@ -8,6 +8,7 @@ import { BufferTooShort, EOFError, OSError } from "../errors.ts";
 import { unexpectedChallenge } from "../endpoints/handshake.ts";
 import { FrameDecoder } from "../frames/decoder.ts";
 import { messageBuffer } from "../lane/buffers.ts";
+import { resultPool } from "../lane/pool.ts";
 import { Inbox, type Receiver } from "../messages/inbox.ts";
 import { Outbox, RESOLVED } from "../messages/outbox.ts";
 import { openDescriptor, type LinkedSocket, type SocketLink } from "../socket/transport.ts";
@@ -277,14 +278,17 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable, As
     } catch (error) {
       return Promise.reject(error);
     }
-    // A large message that starts arriving while this receive waits is written in place.
+    // A large message that starts arriving while this receive waits is written in place, and
+    // arrives as the very view handed out here (a small body is a copy of its own: asking for
+    // its `buffer` would cost more than the copy).
+    let placed: Uint8Array | undefined;
     const into = (length: number): Uint8Array | undefined =>
-      offset + length <= target.byteLength ? target.subarray(offset, offset + length) : undefined;
+      (placed = offset + length <= target.byteLength ? target.subarray(offset, offset + length) : undefined);
     return this.receive(
       Infinity,
       (body, resolve, reject) => {
         if (offset + body.byteLength > target.byteLength) return reject(new BufferTooShort(body));
-        if (body.buffer !== target.buffer || body.byteOffset !== target.byteOffset + offset) target.set(body, offset);
+        if (body !== placed) target.set(body, offset);
         resolve(body.byteLength);
       },
       into,
@@ -617,15 +621,16 @@ function socketError(error: Error): OSError {
 }
 
 /**
- * The buffer a body received across chunks is assembled in: warm pooled memory up to 64 MiB
- * (src/lane/buffers.ts); beyond, an ordinary buffer, which the collector frees in time (measured
- * with huge-page-advised fresh memory instead: a 256 MiB stream's receiver peaked at 3.6× the
- * message, against 2.1× with this).
+ * The buffer a body received across chunks is assembled in: the lane's message memory
+ * (src/lane/buffers.ts), warm pooled slots from 1 MiB, so that a huge body reuses the slot of
+ * the last one the user dropped instead of making fresh pages resident beside it. Without the
+ * pool, a body over 64 MiB is an ordinary buffer (measured with huge-page-advised fresh memory
+ * instead: a 256 MiB stream's receiver peaked at 3.6× the message, against 2.1× with this).
  */
 function bodyBuffer(size: number): Uint8Array {
-  return size > BODY_POOL_MAX ? new Uint8Array(size) : messageBuffer(size);
+  return size > FRESH_FROM && resultPool() === null ? new Uint8Array(size) : messageBuffer(size);
 }
-const BODY_POOL_MAX = 64 << 20;
+const FRESH_FROM = 64 << 20;
 
 /** A Uint8Array over the bytes of any ArrayBufferView or ArrayBuffer. */
 export function asBytes(buf: BytesLike): Uint8Array {

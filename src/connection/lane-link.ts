@@ -16,6 +16,7 @@ import type { FrameSink } from "../frames/decoder.ts";
 import { Lane, type IncomingMessage, type LaneIO, type LaneOptions, type OutgoingMessage } from "../lane/lane.ts";
 import type { Inbox } from "../messages/inbox.ts";
 import type { Outbox } from "../messages/outbox.ts";
+import { shedSpill } from "../messages/spill.ts";
 import { fetchDescriptor, REQUEST_SIZE, share } from "../processes/fdpass/sharer.ts";
 import { supported } from "../os/shm.ts";
 
@@ -88,6 +89,8 @@ export class LaneLink implements FrameSink {
   private peerLeaving = false;
   /** Retired: this end writes and reads no notice any more; the connection may move. */
   retired = false;
+  /** The lane has carried a message: the spill memory its socket sends needed was let go. */
+  private carried = false;
 
   constructor(
     private readonly inbox: Inbox,
@@ -123,6 +126,8 @@ export class LaneLink implements FrameSink {
     if (this.failure) return Promise.reject(this.failure);
     let message: OutgoingMessage | null = null;
     if (lane.carries(body.byteLength)) {
+      // Before the copy into the region: its pages and the spill's are not to count together.
+      if (!this.carried) this.firstCarried();
       try {
         // Nothing waits ahead of it here: its notices go out during the copy, in order after
         // what the outbox holds, so the peer copies each piece out while the next goes in.
@@ -137,6 +142,16 @@ export class LaneLink implements FrameSink {
       this.sends.push({ message, body: message ? null : body.slice(), resolve, reject });
       this.pump();
     });
+  }
+
+  /**
+   * Large messages now take the lane, with memory of its own: the spill memory that held what
+   * the kernel refused of earlier large socket sends (before the peer's HELLO, say) would only
+   * sit beside the region for its quiet spell, so it goes now.
+   */
+  private firstCarried(): void {
+    this.carried = true;
+    shedSpill();
   }
 
   private pump(): void {

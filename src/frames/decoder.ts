@@ -404,6 +404,9 @@ export class FrameDecoder {
       // All right, or all but the last (usually a frame that runs past the chunk): guess more.
       this.guesses = n >= count - 1 ? Math.min(this.guesses * 2, GUESS_MAX) : GUESS_MIN;
       this.guessed = n > 0;
+      // Not one frame of the guessed size (the codec wrote the last entry, here the only one):
+      // the size changed; learn it again from the next window instead of one frame per call.
+      if (n === 1 && entries[1] !== stride - 4) this.stride = 0;
       if (n > 0) return n;
     }
     this.guessed = false;

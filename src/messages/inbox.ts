@@ -18,6 +18,22 @@ const PAUSE_AT = 16 << 20;
 const RESUME_AT = 4 << 20;
 /** What a queued message counts on top of its body, so that floods of empty frames pause too. */
 const MESSAGE_OVERHEAD = 32;
+/**
+ * Bodies up to this size are handed out as copies of their own, larger ones as views of the
+ * received chunk. A small message the application keeps then keeps only itself alive, not the
+ * chunk it arrived in (Bun reads up to a few hundred KiB at a time: thousands of 64 B messages
+ * share one). In JavaScriptCore a small copy also costs no more than a view (a view is
+ * registered with its buffer; a copy of a few hundred bytes lives in the collector's own
+ * storage): docs/internals.md, "Small messages".
+ */
+export const COPY_MAX = 256;
+
+/** The body at [at, at + length) of `buffer`, as the application gets it. */
+function bodyOf(buffer: Uint8Array, at: number, length: number): Uint8Array {
+  // A body that is its whole buffer (assembled across chunks, or read from the lane) is its own.
+  if (at === 0 && length === buffer.byteLength) return buffer;
+  return length <= COPY_MAX ? buffer.slice(at, at + length) : buffer.subarray(at, at + length);
+}
 
 /**
  * Queued messages that lie in one received buffer: the codec's table of (offset, length)
@@ -112,7 +128,7 @@ export class Inbox implements FrameSink {
         next = 0;
         owned = true;
       }
-      receiver.deliver(buffer.subarray(at, at + length));
+      receiver.deliver(bodyOf(buffer, at, length));
       // A delivery runs the serializer, which may have closed the connection.
       if (this.stopped) return false;
     }
@@ -276,7 +292,7 @@ export class Inbox implements FrameSink {
       this.paused = false;
       this.pause(false);
     }
-    return run.buffer.subarray(at, at + length);
+    return bodyOf(run.buffer, at, length);
   }
 
   private hand(receiver: Receiver, body: Uint8Array): void {

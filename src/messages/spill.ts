@@ -4,9 +4,13 @@
 // fault per 4 KiB on first touch, far more than the copy itself (docs/internals.md, "Warm
 // memory for queued sends"), so the copies go into buffers reused from send to send: a
 // burst that queues 256 MiB touches fresh pages once, and the next burst copies at memory
-// speed. The pool is let go after a quiet spell, so a process that stopped sending keeps none.
+// speed. The pool is let go after a quiet spell, so a process that stopped sending keeps none,
+// and at once when a connection's shared-memory lane starts carrying its large messages
+// (shedSpill): the lane has memory of its own for them. Letting go returns the pages to the
+// kernel there and then (discardPages), not whenever the collector gets to the buffers.
 //
 // Buffers come in size classes (at least MIN_SIZE), one free list per class.
+import { discardPages } from "../os/shm.ts";
 
 /** Smallest buffer handed out: a queued header and a little body share one. */
 const MIN_SIZE = 64 * 1024;
@@ -65,6 +69,15 @@ function trim(): void {
     timer.unref?.();
     return;
   }
+  shedSpill();
+}
+
+/**
+ * Let every free buffer go now, its pages given back to the kernel at once. Buffers in use stay
+ * theirs (they return to the pool when written, and go after the next quiet spell).
+ */
+export function shedSpill(): void {
+  for (const list of free.values()) for (const buffer of list) discardPages(new Uint8Array(buffer));
   free.clear();
   kept = 0;
 }

@@ -22,7 +22,9 @@ const PROT_WRITE = 0x2;
 const MAP_SHARED = 0x1;
 const MAP_PRIVATE = 0x2;
 const MAP_ANONYMOUS = 0x20;
+const MADV_DONTNEED = 4;
 const MADV_HUGEPAGE = 14;
+const PAGE = 4096;
 const HUGE_PAGE = 2 * 1024 * 1024;
 const F_ADD_SEALS = 1033;
 const F_GET_SEALS = 1034;
@@ -118,6 +120,21 @@ export function freshBuffer(size: number): Uint8Array {
   const end = Math.floor((address + size) / HUGE_PAGE) * HUGE_PAGE;
   if (end > start) lib().madvise(start as Pointer, end - start, MADV_HUGEPAGE); // advice: failure is harmless
   return bytes;
+}
+
+/**
+ * Give the physical pages under `bytes` back to the kernel at once, rather than when the collector
+ * frees the buffer: its whole pages are dropped (MADV_DONTNEED) and read as zeros from then on,
+ * so the buffer stays valid memory (nothing that still views it can fault) but holds no pages
+ * until it is written again. For a buffer whose contents are no longer needed; where it cannot
+ * be done (not Linux), nothing happens.
+ */
+export function discardPages(bytes: Uint8Array): void {
+  if (!supported || bytes.byteLength < PAGE) return;
+  const address = ptr(bytes);
+  const start = Math.ceil(address / PAGE) * PAGE;
+  const end = Math.floor((address + bytes.byteLength) / PAGE) * PAGE;
+  if (end > start) lib().madvise(start as Pointer, end - start, MADV_DONTNEED); // advice: failure keeps the pages
 }
 
 /** Whole huge pages for `size` bytes. */

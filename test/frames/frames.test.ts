@@ -205,6 +205,35 @@ describe("FrameDecoder", () => {
     }
   });
 
+  test("a stream that changes its frame size for good is again decoded many frames per call", () => {
+    // 300 frames of 60 B, then 300 of 33 B, in chunks of ~4 KiB: the decoder guesses 60 B frames,
+    // then must learn 33 B from the frames themselves rather than take them one per codec call.
+    const bodies = [...Array.from({ length: 300 }, (_, i) => makeBody(60, i)), ...Array.from({ length: 300 }, (_, i) => makeBody(33, i + 300))];
+    const chunks = chunked(encodeFrames(bodies), [4096]);
+    const calls: number[] = [];
+    const got: Uint8Array[] = [];
+    const decoder = new FrameDecoder({
+      frame: (body) => void got.push(body),
+      frames(buffer, base, table, count) {
+        calls.push(count);
+        for (let i = 0; i < count; i++) {
+          const offset = base + (table[2 * i]! & 0xffffff);
+          got.push(buffer.slice(offset, offset + table[2 * i + 1]!));
+        }
+      },
+      begin() {},
+      invalid: (length) => {
+        throw new Error(`invalid(${length})`);
+      },
+    });
+    for (const chunk of chunks) decoder.push(chunk);
+    decoder.dispose();
+    expectSameBodies(got, bodies);
+    // The 33 B frames fill ~3 chunks of 110 frames: a handful of calls each, not one per frame.
+    const afterChange = calls.slice(calls.findIndex((_, i) => calls.slice(0, i + 1).reduce((a, b) => a + b, 0) >= 300) + 1);
+    expect(afterChange.length).toBeLessThan(30);
+  });
+
   test("a chunk larger than the codec's input region", () => {
     // ~1.3 MiB in one chunk, with frames straddling the 1 MiB boundary.
     const bodies = Array.from({ length: 330 }, (_, i) => makeBody(i % 3 === 0 ? 4093 : 4099, i));
