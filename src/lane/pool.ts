@@ -127,6 +127,11 @@ class Pool {
     return this.slots.length;
   }
 
+  /** Whether `address` is the start of a slot in use (for tests). */
+  inUse(address: number): boolean {
+    return this.slots.some((s) => s.address === address && !this.isFree(s));
+  }
+
   /** Bytes of the slots free (true) or in use (false). */
   bytes(free: boolean): number {
     let n = 0;

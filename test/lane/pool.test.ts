@@ -35,10 +35,10 @@ afterEach(() => {
 
 describe("resultPool for huge results", () => {
   test("results over 64 MiB come from the pool", () => {
-    const before = pool.bytes(false);
     const buffer = messageBuffer(SIZE);
     expect(buffer.byteLength).toBe(SIZE);
-    expect(pool.bytes(false) - before).toBeGreaterThanOrEqual(SIZE);
+    // Its memory is a slot in use (other files' garbage, collected meanwhile, may change the totals).
+    expect(pool.inUse(ptr(buffer))).toBe(true);
     buffer.fill(3);
     expect(buffer[SIZE - 1]).toBe(3);
   });
