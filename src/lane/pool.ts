@@ -13,10 +13,10 @@
 // The collector does not count this memory as its own and so may run late; before mapping a
 // slot, the pool asks for a collection (what CPython's reference counting does at once) when
 // the slots in use pass a budget, or, for a large slot (64 MiB on), when one in use would fit
-// it: a young-generation collection, and if that freed none (the dropped buffers may have been
-// promoted), a full one. That costs milliseconds, where mapping the slot afresh costs a page
-// fault per 2 MiB to 4 KiB of it, and two results of a huge message would otherwise be resident
-// side by side.
+// it: a young-generation collection (bun:jsc's edenGC, synchronous; Bun.gc(false) only schedules
+// one), and if that freed none (the dropped buffers may have been promoted), a full one. That
+// costs milliseconds, where mapping the slot afresh costs a page fault per 2 MiB to 4 KiB of it,
+// and two results of a huge message would otherwise be resident side by side.
 // A collection that freed nothing (the user keeps what it received) is not asked for again until
 // the pool has mapped as many bytes since as that collection found alive, so keeping results
 // costs a collection per doubling, not one per message. Past a hard cap the pool gives up (null:
@@ -25,6 +25,7 @@
 // Free slots are unmapped after a quiet spell (nothing taken for IDLE_MS), so a process that
 // stopped receiving keeps none of this memory.
 import { read, type Pointer } from "bun:ffi";
+import { edenGC } from "bun:jsc";
 import { isMainThread } from "node:worker_threads";
 import { externalBuffer, hugePageLength, mapHugePages, mapPages, supported, unmapPages, viewOf } from "../os/shm.ts";
 import { compileRelease } from "./release.ts";
@@ -98,7 +99,8 @@ class Pool {
 
   /** Ask the collector for the buffers dropped since; a free slot of `length`, or null. */
   private collect(length: number): Slot | null {
-    Bun.gc(false);
+    // Synchronous both: Bun.gc(false) would only ask for a collection later.
+    edenGC();
     let slot = this.fitting(length, true);
     if (!slot) {
       Bun.gc(true);
