@@ -4,7 +4,7 @@
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { BufferTooShort, EOFError, OSError } from "../../src/errors.ts";
 import { DEFAULTS, Lane } from "../../src/lane/lane.ts";
-import { memoryPair, type LaneEnd } from "../fixtures/lane-end.ts";
+import { memoryPair, seeded as random, seededHash as hash, type LaneEnd } from "../fixtures/lane-end.ts";
 
 // bun test applies test/setup.ts's default only to the first file: each file sets its own.
 setDefaultTimeout(60_000);
@@ -14,21 +14,6 @@ const MiB = 1024 * KiB;
 /** Small regions: messages of a few MiB already make the lane grow (pieces: src/lane/sender.ts PIECE_SIZE). */
 const SMALL = { threshold: 64 * KiB, initialSize: 256 * KiB, maxSize: 4 * MiB };
 
-function random(size: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let x = seed * 2654435761 + 1;
-  const words = new Uint32Array(bytes.buffer, 0, size >>> 2);
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x >>> 0;
-  }
-  for (let i = words.length * 4; i < size; i++) bytes[i] = i & 0xff;
-  return bytes;
-}
-
-const hash = (bytes: Uint8Array): bigint => BigInt(Bun.hash(bytes));
 const turns = async (n: number): Promise<void> => {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 };

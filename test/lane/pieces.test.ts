@@ -9,7 +9,7 @@ import { Lane, type IncomingMessage } from "../../src/lane/lane.ts";
 import { FIRST, LAST, NOTICE_HEADER_SIZE, PIECE, decodeNotice } from "../../src/lane/notices.ts";
 import { NOTICE_BATCH, PIPELINE_PIECE as PIECE_SIZE } from "../../src/lane/sender.ts";
 import { closeFd } from "../../src/os/libc.ts";
-import { memoryPair, type LaneEnd } from "../fixtures/lane-end.ts";
+import { memoryPair, seeded as random, seededHash as hash, type LaneEnd } from "../fixtures/lane-end.ts";
 
 // bun test applies test/setup.ts's default only to the first file: each file sets its own.
 setDefaultTimeout(60_000);
@@ -19,21 +19,6 @@ const MiB = 1024 * KiB;
 /** Pieces that pipeline the two copies (the default keeps messages up to 256 MiB whole). */
 const PIECES = { pieceSize: PIECE_SIZE };
 
-function random(size: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let x = seed * 2654435761 + 1;
-  const words = new Uint32Array(bytes.buffer, 0, size >>> 2);
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x >>> 0;
-  }
-  for (let i = words.length * 4; i < size; i++) bytes[i] = i & 0xff;
-  return bytes;
-}
-
-const hash = (bytes: Uint8Array): bigint => BigInt(Bun.hash(bytes));
 
 /** The notice frames of one write (emit hands over several back to back). */
 function split(bytes: Uint8Array): Uint8Array[] {
