@@ -26,9 +26,8 @@ async function exchange(server: Connection, client: Connection): Promise<void> {
   await Promise.all(sends);
 }
 
-test("both ends with sharedMemory and an authkey: large messages take the lane both ways", async () => {
-  using listener = new Listener(undefined, { authkey: KEY, sharedMemory: true });
-  const [server, client] = await Promise.all([listener.accept(), Client(listener.address as string, { authkey: KEY, sharedMemory: true })]);
+/** Both ends speak the lane, and large messages both ways went through it. */
+async function exchangeThroughLane(server: Connection, client: Connection): Promise<void> {
   expect(laneOf(server)!.active).toBe(true);
   expect(laneOf(client)!.active).toBe(true);
   await exchange(server, client);
@@ -36,6 +35,12 @@ test("both ends with sharedMemory and an authkey: large messages take the lane b
   expect(laneOf(client)!.regions.sending).toBeGreaterThan(0);
   server.close();
   client.close();
+}
+
+test("both ends with sharedMemory and an authkey: large messages take the lane both ways", async () => {
+  using listener = new Listener(undefined, { authkey: KEY, sharedMemory: true });
+  const [server, client] = await Promise.all([listener.accept(), Client(listener.address as string, { authkey: KEY, sharedMemory: true })]);
+  await exchangeThroughLane(server, client);
 });
 
 test("only one end with sharedMemory: no lane, the socket carries everything", async () => {
@@ -58,13 +63,7 @@ test("without an authkey, both ends with sharedMemory: the lane, through the ker
   await server.recvBytes();
   await server.sendBytes(new Uint8Array(1));
   await client.recvBytes();
-  expect(laneOf(server)!.active).toBe(true);
-  expect(laneOf(client)!.active).toBe(true);
-  await exchange(server, client);
-  expect(laneOf(server)!.regions.sending).toBeGreaterThan(0);
-  expect(laneOf(client)!.regions.sending).toBeGreaterThan(0);
-  server.close();
-  client.close();
+  await exchangeThroughLane(server, client);
 });
 
 test("sharedMemory of the wrong type is a TypeError", async () => {
