@@ -105,16 +105,6 @@ export function pyBytesRepr(bytes: Uint8Array): string {
   return out + String.fromCharCode(quote);
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
-
 function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
   return bytes.byteLength >= prefix.byteLength && prefix.every((b, i) => bytes[i] === b);
 }
@@ -161,7 +151,7 @@ function digestNameAndPayload(message: Uint8Array): { name: string; payload: Uin
 export function createResponse(key: Uint8Array, message: Uint8Array): Uint8Array {
   const { name } = digestNameAndPayload(message);
   if (name === "") return hmac("md5", key, message);
-  return concat(utf8(`{${name}}`), hmac(name, key, message));
+  return Buffer.concat([utf8(`{${name}}`), hmac(name, key, message)]);
 }
 
 /**
@@ -219,8 +209,8 @@ export async function deliverChallenge(
   }
   if (opts.lane) random = laneChallenge(key, random);
   // Legacy clients treat the whole thing, prefix included, as the challenge and answer raw HMAC-MD5.
-  const message = concat(utf8(`{${SERVER_DIGEST}}`), random);
-  await ch.sendBytes(concat(CHALLENGE, message));
+  const message = Buffer.concat([utf8(`{${SERVER_DIGEST}}`), random]);
+  await ch.sendBytes(Buffer.concat([CHALLENGE, message]));
   const response = await ch.recvBytes(MAX_HANDSHAKE_FRAME);
   try {
     verifyChallenge(key, message, response);

@@ -81,20 +81,8 @@ export class OutgoingMessage {
     const held = this.held;
     if (this.emit === null || held.length === 0) return;
     this.held = [];
-    this.emit(held.length === 1 ? held[0]! : concat(held));
+    this.emit(held.length === 1 ? held[0]! : Buffer.concat(held));
   }
-}
-
-function concat(frames: Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const frame of frames) size += frame.byteLength;
-  const joined = new Uint8Array(size);
-  let at = 0;
-  for (const frame of frames) {
-    joined.set(frame, at);
-    at += frame.byteLength;
-  }
-  return joined;
 }
 
 /** A piece allocated by the plan, copied and announced next. */
