@@ -4,8 +4,9 @@
 // What a connection does with it (the whole interface):
 //   sending   — a message of `threshold` bytes or more: `send(body, emit?)` copies it at once
 //               and returns an OutgoingMessage; write its `pull()`ed frames in the message's place
-//               in the stream (or give `emit`, which writes them during the copy). `pressing` is the high-water mark; `onReady` says when to look
-//               again (frames to pull, or room freed).
+//               in the stream (or give `emit`, which writes them during the copy). `pressing` is
+//               the high-water mark; `onReady` says when to look again (frames to pull, or room
+//               freed).
 //   receiving — a frame with the notice marker (-2): `take(body)`; a message it starts takes
 //               its place in the inbox, and is later read with `readInto()` or `read()`.
 //   control   — RELEASE frames come out through `io.control()`: write them at the next frame
