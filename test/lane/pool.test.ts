@@ -56,6 +56,20 @@ describe("resultPool for huge results", () => {
     expect(rssMiB() - start).toBeLessThan(SIZE / MiB + 16);
   });
 
+  test("a result dropped just now is found by a young-generation collection: no full collection", () => {
+    takeAndDrop(1);
+    const full = spyOn(Bun, "gc");
+    try {
+      const addresses = new Set<number>();
+      for (let i = 0; i < 4; i++) addresses.add(takeAndDrop(i));
+      expect(addresses.size).toBeLessThanOrEqual(2);
+      // Bun.gc(false) would only schedule a collection: the pool would go on to Bun.gc(true).
+      expect(full).not.toHaveBeenCalled();
+    } finally {
+      full.mockRestore();
+    }
+  });
+
   test("results kept by the user never change, while dropped ones' memory is reused around them", () => {
     const kept: { buffer: Uint8Array; digest: string }[] = [];
     for (let i = 0; i < 3; i++) {
