@@ -1,5 +1,5 @@
 // The shared-memory lane inside Connection: Pipe({ sharedMemory: true }) ends in one process.
-import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { describe, expect, spyOn, test, setDefaultTimeout } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { BufferTooShort, OSError } from "../../src/errors.ts";
@@ -7,6 +7,7 @@ import { Pipe } from "../../src/processes/pipe.ts";
 import { wait } from "../../src/connection/wait.ts";
 import type { Connection } from "../../src/connection/connection.ts";
 import "../../src/processes/fdpass/index.ts";
+import { IncomingMessage } from "../../src/lane/receiver.ts";
 
 // bun test applies test/setup.ts's default only to the first file: each file sets its own.
 setDefaultTimeout(60_000);
@@ -114,6 +115,28 @@ describe("Pipe({ sharedMemory: true })", () => {
       }
     };
     await Promise.all([send(a, 300), send(b, 400), receive(b, 300), receive(a, 400)]);
+    a.close();
+    b.close();
+  });
+
+  test("a recvBytesInto loop gets each lane message straight into its buffer, never through a buffer of the lane's own", async () => {
+    const [a, b] = Pipe(true, { sharedMemory: true });
+    const bodies = [4, 5, 6].map((n) => random(n * MiB, n));
+    const sends = bodies.map((body) => a.sendBytes(body));
+    // The next message is announced while this one is read; the loop asks for it a few
+    // microtasks later, and the lane waits a turn for it rather than reading it on its own.
+    const ownBuffer = spyOn(IncomingMessage.prototype, "read");
+    try {
+      const into = new Uint8Array(6 * MiB);
+      for (const body of bodies) {
+        expect(await b.recvBytesInto(into)).toBe(body.byteLength);
+        expect(hash(into.subarray(0, body.byteLength))).toBe(hash(body));
+      }
+      expect(ownBuffer).not.toHaveBeenCalled();
+    } finally {
+      ownBuffer.mockRestore();
+    }
+    await Promise.all(sends);
     a.close();
     b.close();
   });
