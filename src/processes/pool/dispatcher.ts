@@ -275,11 +275,29 @@ export class Dispatcher implements Scheduler, WorkerEvents {
    * join() must be able to wait for them.
    */
   private updateAlive(): void {
-    let busy = this.state !== "running" || !this.queue.empty || this.feeders.size > 0;
-    for (const worker of this.workers) busy ||= worker.chunk !== null || worker.answering !== null;
-    if (busy === this.alive) return;
-    this.alive = busy;
-    for (const worker of this.workers) worker.keepAlive(busy);
+    if (this.busy()) {
+      if (!this.alive) this.setAlive(true);
+    } else if (this.alive && !this.idleCheck) {
+      // Let go a turn later, not at once: an awaited loop of apply() calls would otherwise flip
+      // every worker's process and socket between ref and unref at each call.
+      this.idleCheck = setImmediate(() => {
+        this.idleCheck = null;
+        if (!this.busy()) this.setAlive(false);
+      });
+    }
+  }
+
+  private idleCheck: ReturnType<typeof setImmediate> | null = null;
+
+  private busy(): boolean {
+    if (this.state !== "running" || !this.queue.empty || this.feeders.size > 0) return true;
+    for (const worker of this.workers) if (worker.chunk !== null || worker.answering !== null) return true;
+    return false;
+  }
+
+  private setAlive(on: boolean): void {
+    this.alive = on;
+    for (const worker of this.workers) worker.keepAlive(on);
   }
 
   /** Queued, running, or still to come from an input being read. */
